@@ -1,0 +1,1 @@
+"""Satellite crop indices: scenes, zonal statistics and per-season field metrics."""

@@ -1,0 +1,1 @@
+"""The scoring service, decision policy and ledger; home of the `agricredit` command."""

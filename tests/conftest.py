@@ -1,0 +1,37 @@
+"""Shared, expensive fixtures: simulated worlds built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.simulate.params import WorldParams
+from features.simulate.world import WorldSummary, simulate_world
+
+TINY = WorldParams(farmers=240, seasons=3, counties=2, seed=11)
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small seeded world: two counties (two UTM zones), three seasons."""
+    out = tmp_path_factory.mktemp("worlds") / "tiny"
+    simulate_world(TINY, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldSummary]:
+    """The world the README's main command builds (default parameters)."""
+    out = tmp_path_factory.mktemp("worlds") / "default"
+    summary = simulate_world(WorldParams(), out, progress=False)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Real public files in ../shared/data/real (read-only)."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA}; clone beside ../shared")
+    return REAL_DATA

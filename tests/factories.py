@@ -1,0 +1,52 @@
+"""Small builders of test inputs with overrides."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+
+def copy_world(src: Path, dst: Path) -> Path:
+    """Copy a data directory (scenes hard-linked where possible) for a test to break."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy)
+    return dst
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        Path(dst).hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def make_scene(
+    path: Path,
+    array: np.ndarray,
+    *,
+    crs: str | None = "EPSG:32736",
+    nodata: float | None = 0,
+    transform: Affine | None = None,
+    descriptions: tuple[str, ...] = (),
+) -> Path:
+    """Write `array` (bands, rows, cols) as a GeoTIFF; crs=None writes one without a CRS."""
+    bands = array if array.ndim == 3 else array[None]
+    profile = {
+        "driver": "GTiff",
+        "width": bands.shape[2],
+        "height": bands.shape[1],
+        "count": bands.shape[0],
+        "dtype": bands.dtype.name,
+        "transform": transform or Affine(10, 0, 500_000, 0, -10, 9_900_000),
+        "nodata": nodata,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(bands)
+        for i, name in enumerate(descriptions, start=1):
+            ds.set_band_description(i, name)
+    return path

@@ -1,0 +1,1 @@
+"""Labelled datasets, LightGBM training, evaluation and MLflow tracking (imports features)."""
