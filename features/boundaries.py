@@ -99,6 +99,13 @@ def read_field_boundaries(path: Path | str) -> FieldBoundaries:
             CRS.from_epsg(4326),
             [Problem(name, f"cannot be read as vector data ({exc}); export the fields as GeoJSON")],
         )
+    if wkbs is None:
+        return FieldBoundaries(
+            pd.DataFrame(),
+            [],
+            CRS.from_epsg(4326),
+            [Problem(name, "holds no geometries; export the field polygons as GeoJSON")],
+        )
     crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else CRS.from_epsg(4326)
     properties = pd.DataFrame(dict(zip(meta["fields"], values, strict=True)))
     geometries: list[shapely.Geometry | None] = []

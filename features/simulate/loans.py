@@ -123,7 +123,10 @@ def _applications(
     applies = (rng.random(n) < params.apply_share) & (pd.DatetimeIndex(registered) < applied)
     apps = parties[applies].assign(applied_at=applied[applies])
     cost = apps.crop.map({k: c.input_cost_per_ha_minor for k, c in CROPS_BY_NAME.items()})
-    amount = cost * apps.declared_ha * rng.uniform(0.5, 1.2, len(apps))
+    # adverse selection: the less wealthy and less diligent ask for more per hectare
+    farmers = population.farmers.set_index("farmer_id").reindex(apps.farmer_id)
+    appetite = np.exp(-0.15 * farmers.wealth.to_numpy() - 0.10 * farmers.diligence.to_numpy())
+    amount = cost * apps.declared_ha * rng.uniform(0.5, 1.2, len(apps)) * appetite
     apps["amount_minor"] = np.maximum(np.round(amount, -5), 500_000).astype("int64")
     apps["due_at"] = apps.contract_id.map(contracts.delivery_end) + pd.Timedelta(
         days=params.grace_days

@@ -79,7 +79,7 @@ def build_buyers(params: WorldParams, rng: np.random.Generator) -> pd.DataFrame:
     """Buyers with a latent probability of paying and a grade that only hints at it."""
     n = max(6, round(params.farmers * params.buyers_per_farmer))
     shaky = rng.random(n) < params.shaky_buyer_share
-    reliability = np.where(shaky, rng.uniform(0.70, 0.90, n), rng.uniform(0.965, 0.995, n))
+    reliability = np.where(shaky, rng.uniform(0.60, 0.85, n), rng.uniform(0.965, 0.995, n))
     signal = np.log(reliability / (1 - reliability)) + 0.7 * rng.standard_normal(n)
     grade = np.array(["D", "C", "B", "A"])[
         np.searchsorted(np.quantile(signal, [0.2, 0.45, 0.7]), signal)
@@ -91,7 +91,7 @@ def build_buyers(params: WorldParams, rng: np.random.Generator) -> pd.DataFrame:
             "grade": grade,
             "registered_at": pd.Timestamp(f"{params.first_year - 2}-01-01", tz="UTC"),
             "reliability": reliability,
-            "generosity": rng.uniform(0.92, 1.10, n),  # contract price / market price
+            "generosity": rng.uniform(0.85, 1.12, n),  # contract price / market price
         }
     )
 

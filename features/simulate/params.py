@@ -140,7 +140,7 @@ class RiskCoefficients:
     side_selling: float = 2.3
     buyer_failure: float = 2.4
     abandoned: float = 0.6
-    side_sell_intercept: float = -3.2
+    side_sell_intercept: float = -2.6
     side_sell_price_gap: float = 9.0  # per unit of (harvest price / contract price - 1)
     side_sell_diligence: float = -1.0
 

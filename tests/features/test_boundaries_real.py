@@ -1,0 +1,117 @@
+"""Field boundaries and scenes from real public files (../shared/data/real)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import Geod
+
+from features.boundaries import read_field_boundaries
+from features.satellite.scenes import check_scene_file
+
+GEOD = Geod(ellps="WGS84")
+
+
+def _median_area_ha(geometries) -> float:
+    return float(np.median([abs(GEOD.geometry_area_perimeter(g)[0]) / 10_000 for g in geometries]))
+
+
+def test_rwanda_geojson_reads_with_its_crs_and_plausible_areas(real_data):
+    fields = read_field_boundaries(real_data / "fields" / "rw_rwanda_2021.geojson")
+
+    assert fields.problems == []
+    assert fields.crs.to_epsg() == 4326
+    assert len(fields.geometry) == 30
+    assert 1.0 < _median_area_ha(fields.geometry) < 4.0  # documented median: 2 ha
+
+
+def test_zipped_indian_shapefile_reads_with_its_crs_and_plausible_areas(real_data):
+    fields = read_field_boundaries(real_data / "fields" / "india_10k.zip")
+
+    assert fields.problems == []
+    assert fields.crs.to_epsg() == 4326
+    assert len(fields.geometry) == 100
+    assert 0.2 < _median_area_ha(fields.geometry) < 0.8  # documented median: 0.41 ha
+
+
+def test_a_file_that_is_not_vector_data_is_a_problem_not_a_crash(real_data):
+    fields = read_field_boundaries(real_data / "credit" / "germancredit.csv")
+
+    assert fields.geometry == []
+    assert [p.file for p in fields.problems] == ["germancredit.csv"]
+    assert "holds no geometries" in fields.problems[0].message
+
+
+def _vrt(path, red, nir):
+    """A VRT stacking two single-band files into one two-band scene (what gdalbuildvrt does)."""
+    import rasterio
+
+    with rasterio.open(red) as ds:
+        width, height, crs, t = ds.width, ds.height, ds.crs.to_wkt(), ds.transform
+    bands = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{i}"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{src}</SourceFilename>'
+        f"<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+        for i, src in enumerate((red, nir), start=1)
+    )
+    path.write_text(
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs}</SRS>'
+        f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{bands}</VRTDataset>"
+    )
+    return path
+
+
+@pytest.mark.parametrize("nodata", [None, 0.0], ids=["nodata_missing", "nodata_given"])
+def test_real_sentinel2_bands_make_one_scene_and_missing_nodata_is_named(
+    real_data, tmp_path, nodata
+):
+    scenes = real_data / "scenes"
+    _vrt(
+        tmp_path / "s2.vrt",
+        scenes / "S2_19UDP_20170729_B04_900m.tif",
+        scenes / "S2_19UDP_20170729_B08_900m.tif",
+    )
+    row = pd.Series(
+        {
+            "path": "s2.vrt",
+            "red_band": 1,
+            "nir_band": 2,
+            "blue_band": pd.NA,
+            "mask_band": pd.NA,
+            "nodata": nodata if nodata is not None else pd.NA,
+        }
+    )
+
+    problems = check_scene_file(tmp_path, row, table_file="scenes.csv", row=1)
+
+    if nodata is None:
+        assert [(p.column, "declares no nodata" in p.message) for p in problems] == [
+            ("nodata", True)
+        ]
+    else:
+        assert problems == []
+
+
+def test_band_beyond_the_file_is_named(real_data, tmp_path):
+    scenes = real_data / "scenes"
+    _vrt(
+        tmp_path / "l8.vrt",
+        scenes / "LC08_016037_20170813_B4_900m.tif",
+        scenes / "LC08_016037_20170813_B5_900m.tif",
+    )
+    row = pd.Series(
+        {
+            "path": "l8.vrt",
+            "red_band": 1,
+            "nir_band": 3,
+            "blue_band": pd.NA,
+            "mask_band": pd.NA,
+            "nodata": 0.0,
+        }
+    )
+
+    problems = check_scene_file(tmp_path, row, table_file="scenes.csv", row=7)
+
+    assert [(p.row, p.column) for p in problems] == [(7, "nir_band")]
+    assert "has only 2 band(s)" in problems[0].message

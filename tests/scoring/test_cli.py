@@ -1,0 +1,71 @@
+"""The `agricredit` command line: simulate, validate and load, with exit codes."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+from scoring.cli import main
+from tests.factories import copy_world
+
+
+def test_simulate_prints_counts_default_rate_and_oracle_auc(tmp_path):
+    out = tmp_path / "world"
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--farmers",
+            "120",
+            "--seasons",
+            "3",
+            "--counties",
+            "1",
+            "--imagery-counties",
+            "0",
+            "--quiet",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "120 farmers" in result.output
+    assert "oracle AUC (true_pd vs outcome) 0." in result.output
+    assert (out / "loans.parquet").exists()
+
+
+def test_simulate_refuses_bad_parameters_with_the_value(tmp_path):
+    result = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "w"), "--farmers", "3"])
+
+    assert result.exit_code != 0
+    assert "farmers is out of range; got 3" in result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_validate_exits_0_on_a_valid_world_and_1_naming_each_problem(tiny_world, tmp_path):
+    broken = copy_world(tiny_world, tmp_path / "broken")
+    loans = pd.read_parquet(broken / "loans.parquet")
+    loans.loc[0, "amount_minor"] = -5
+    (broken / "loans.parquet").unlink()
+    loans.to_parquet(broken / "loans.parquet")
+
+    good = CliRunner().invoke(main, ["data", "validate", str(tiny_world)])
+    bad = CliRunner().invoke(main, ["data", "validate", str(broken), "--no-rasters"])
+
+    assert good.exit_code == 0 and "valid" in good.output
+    assert bad.exit_code == 1
+    assert "loans.parquet, row 1, column amount_minor: must be >= 0" in bad.output
+
+
+def test_load_writes_nothing_when_invalid_and_installs_when_valid(tiny_world, tmp_path):
+    broken = copy_world(tiny_world, tmp_path / "broken")
+    (broken / "farmers.parquet").unlink()
+    store = tmp_path / "store"
+
+    refused = CliRunner().invoke(main, ["data", "load", str(broken), "--data", str(store)])
+    assert refused.exit_code == 1 and not store.exists()
+
+    loaded = CliRunner().invoke(main, ["data", "load", str(tiny_world), "--data", str(store)])
+    assert loaded.exit_code == 0, loaded.output
+    assert (store / "loans.parquet").exists() and (store / "fields.geojson").exists()
