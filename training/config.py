@@ -1,0 +1,31 @@
+"""Training settings: where MLflow tracks runs and keeps the registry.
+
+The default store is top-level `mlruns/`: tracking and registry in SQLite
+(`mlruns/mlflow.db`), artifacts under `mlruns/artifacts`. MLflow 3's file-store backend is
+legacy and is not used. Override with AGRICREDIT_TRACKING_URI (e.g. a PostgreSQL URL).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = Path("mlruns")
+
+
+class TrainingSettings(BaseSettings):
+    """Tracking URI, artifact root and experiment name, from AGRICREDIT_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="AGRICREDIT_", extra="ignore")
+
+    tracking_uri: str = f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
+    artifact_root: Path = DEFAULT_STORE / "artifacts"
+    experiment: str = "agricredit"
+
+
+@lru_cache
+def get_training_settings() -> TrainingSettings:
+    """The process-wide settings, read once from the environment."""
+    return TrainingSettings()
