@@ -17,22 +17,20 @@ def _median_area_ha(geometries) -> float:
     return float(np.median([abs(GEOD.geometry_area_perimeter(g)[0]) / 10_000 for g in geometries]))
 
 
-def test_rwanda_geojson_reads_with_its_crs_and_plausible_areas(real_data):
-    fields = read_field_boundaries(real_data / "fields" / "rw_rwanda_2021.geojson")
+@pytest.mark.parametrize(
+    ("name", "count", "low_ha", "high_ha"),
+    [("rw_rwanda_2021.geojson", 30, 1.0, 4.0), ("india_10k.zip", 100, 0.2, 0.8)],
+    ids=["rwanda_geojson", "india_zipped_shapefile"],  # documented medians: 2 ha, 0.41 ha
+)
+def test_real_boundaries_read_with_their_crs_and_plausible_areas(
+    real_data, name, count, low_ha, high_ha
+):
+    fields = read_field_boundaries(real_data / "fields" / name)
 
     assert fields.problems == []
     assert fields.crs.to_epsg() == 4326
-    assert len(fields.geometry) == 30
-    assert 1.0 < _median_area_ha(fields.geometry) < 4.0  # documented median: 2 ha
-
-
-def test_zipped_indian_shapefile_reads_with_its_crs_and_plausible_areas(real_data):
-    fields = read_field_boundaries(real_data / "fields" / "india_10k.zip")
-
-    assert fields.problems == []
-    assert fields.crs.to_epsg() == 4326
-    assert len(fields.geometry) == 100
-    assert 0.2 < _median_area_ha(fields.geometry) < 0.8  # documented median: 0.41 ha
+    assert len(fields.geometry) == count
+    assert low_ha < _median_area_ha(fields.geometry) < high_ha
 
 
 def test_a_file_that_is_not_vector_data_is_a_problem_not_a_crash(real_data):
