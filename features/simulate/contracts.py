@@ -14,12 +14,7 @@ import pandas as pd
 
 from features.simulate.calendar import day_of_year, season_year
 from features.simulate.ids import id_width, make_ids
-from features.simulate.markets import (
-    HARVEST_DOY,
-    SHOCK_FADES_DOY,
-    SHOCK_START_DOY,
-    Markets,
-)
+from features.simulate.markets import Markets, seasonal_log_price, shock_ramp
 from features.simulate.params import CROPS_BY_NAME, WorldParams
 from features.simulate.population import Population, sigmoid
 
@@ -34,14 +29,6 @@ class ContractBook:
 
     contracts: pd.DataFrame
     parties: pd.DataFrame  # one row per farmer under a contract in a season
-
-
-def shock_ramp_at(when: pd.Series) -> np.ndarray:
-    """How much of the season's harvest-price shock is in the price at `when`."""
-    d = when.dt.day_of_year.to_numpy(dtype=float)
-    up = np.clip((d - SHOCK_START_DOY) / (HARVEST_DOY - SHOCK_START_DOY), 0, 1)
-    down = np.clip((SHOCK_FADES_DOY - d) / (SHOCK_FADES_DOY - HARVEST_DOY), 0, 1)
-    return up * down
 
 
 def _market_price(markets: Markets, crop: np.ndarray, when: pd.Series) -> np.ndarray:
@@ -249,10 +236,10 @@ def _price_ratios(parties: pd.DataFrame, markets: Markets) -> pd.DataFrame:
     """Harvest market price over contract price, realised and per unit of shock."""
     shocks = markets.harvest_shocks.set_index(["crop", "season"]).shock
     shock = shocks.reindex(pd.MultiIndex.from_frame(parties[["crop", "season"]])).to_numpy()
-    ramp = shock_ramp_at(parties.delivery_start)
-    crop_price = parties.crop.map({k: c.price_per_kg_minor for k, c in CROPS_BY_NAME.items()})
     doy = parties.delivery_start.dt.day_of_year.to_numpy(dtype=float)
-    expected = crop_price * np.exp(0.10 * np.cos(2 * np.pi * (doy - 130) / 365))
+    ramp = shock_ramp(doy)  # delivery falls in the contract's own season year
+    crop_price = parties.crop.map({k: c.price_per_kg_minor for k, c in CROPS_BY_NAME.items()})
+    expected = crop_price * np.exp(seasonal_log_price(doy))
     ratio_without_shock = expected / parties.price_per_kg_minor
     return parties.assign(
         price_ratio=ratio_without_shock * np.exp(shock * ramp),

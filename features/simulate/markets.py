@@ -30,22 +30,28 @@ class Markets:
     suppliers: pd.DataFrame
 
 
-def _shock_ramp(doy_since_season_start: np.ndarray) -> np.ndarray:
+def shock_ramp(doy_since_season_start: np.ndarray) -> np.ndarray:
+    """How much of a season's harvest-price shock is in the price on that day of its year."""
     d = doy_since_season_start
     up = np.clip((d - SHOCK_START_DOY) / (HARVEST_DOY - SHOCK_START_DOY), 0, 1)
     down = np.clip((SHOCK_FADES_DOY - d) / (SHOCK_FADES_DOY - HARVEST_DOY), 0, 1)
     return up * down
 
 
+def seasonal_log_price(day_of_year: np.ndarray) -> np.ndarray:
+    """Log-price swing over the year: dear before harvest, cheap after."""
+    return 0.10 * np.cos(2 * np.pi * (day_of_year - 130) / 365)
+
+
 def price_factor(params: WorldParams, shocks: np.ndarray, when: pd.DatetimeIndex) -> np.ndarray:
     """Multiplier on the long-run price at `when` for one crop (shocks: one per season)."""
     doy = when.day_of_year.to_numpy(dtype=float)
-    seasonal = 0.10 * np.cos(2 * np.pi * (doy - 130) / 365)  # dear before harvest
+    seasonal = seasonal_log_price(doy)
     factor = seasonal.copy()
     for s, shock in enumerate(shocks):
         start = day_of_year(params.first_year + s, 1)
         since = (when - start).days.to_numpy(dtype=float) + 1
-        factor += shock * _shock_ramp(since)
+        factor += shock * shock_ramp(since)
     return np.exp(factor)
 
 

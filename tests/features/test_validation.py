@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import rasterio
@@ -178,4 +177,4 @@ def test_missing_table_and_missing_directory_are_reported(tiny_world, tmp_path):
 
     assert any("table buyers is missing" in p.message for p in problems)
     assert nowhere and "not a directory" in nowhere[0].message
-    assert np.all([p.file != "" for p in problems])
+    assert [p.file for p in problems] == ["buyers.parquet or .csv"]
