@@ -1,0 +1,239 @@
+"""Supply-chain contract features: the receivable behind the loan and who stands behind it.
+
+A contract's status column describes it at extraction time, so it is never read: what was
+known at as-of comes from its timestamps (signed_at, closed_at, payment_due_at, paid_at).
+Buyers' payment records and co-ops' areas span every farmer, so they arrive as reference
+tables built once over all data (`buyer_payment_events`, `coop_crop_areas`); the pipeline
+itself only needs the applicants' own rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.asof import (
+    DAY_NS,
+    EventIndex,
+    before,
+    check_applications,
+    prefix_sums,
+    to_ns,
+    visible,
+)
+from features.registry import output_columns
+
+GRADES = ("A", "B", "C", "D")
+MARKET_WINDOW_DAYS = 28
+_S = 10**9  # ns per second: payment records are summed in whole seconds
+
+
+def coop_crop_areas(fields: pd.DataFrame, farmers: pd.DataFrame) -> pd.DataFrame:
+    """Declared area of each crop per co-op, over all members: coop_id, crop, coop_area_ha."""
+    members = fields.merge(farmers[["farmer_id", "coop_id"]], on="farmer_id")
+    members = members[members["coop_id"].notna()]
+    return (
+        members.groupby(["coop_id", "crop"], as_index=False)["declared_area_ha"]
+        .sum()
+        .rename(columns={"declared_area_ha": "coop_area_ha"})
+    )
+
+
+def buyer_payment_events(contracts: pd.DataFrame) -> pd.DataFrame:
+    """Every contract payment that falls due: buyer_id, contract_id, payment_due_at, paid_at."""
+    due = contracts[contracts["payment_due_at"].notna()]
+    return due[["buyer_id", "contract_id", "payment_due_at", "paid_at"]].reset_index(drop=True)
+
+
+def _buyer_record(payments: pd.DataFrame, buyer_ids: pd.Series, as_of: np.ndarray) -> pd.DataFrame:
+    """Late share and mean days late of each buyer's payments due before as_of.
+
+    A payment due before as_of is on time if paid by its due date; otherwise it counts late
+    by min(paid_at, as_of) - due. Totals come from prefix sums over due and paid times.
+    """
+    due_ns = to_ns(payments["payment_due_at"])
+    paid_ns = to_ns(payments["paid_at"])
+    unpaid = paid_ns == np.iinfo(np.int64).min
+    late = unpaid | (paid_ns > due_ns)
+    buyers = payments["buyer_id"].to_numpy()
+    ids = payments["contract_id"].to_numpy()
+    by_due = EventIndex.build(buyers, due_ns, ids)
+    p_due = prefix_sums(
+        np.stack([np.ones(len(due_ns)), late, late * (due_ns // _S)], axis=1)[by_due.order]
+    )
+    settled = late & ~unpaid  # late payments that were eventually made
+    by_paid = EventIndex.build(buyers[settled], paid_ns[settled], ids[settled])
+    late_paid = np.stack([due_ns[settled] // _S, paid_ns[settled] // _S], axis=1)[by_paid.order]
+    p_paid = prefix_sums(np.column_stack([np.ones(len(late_paid)), late_paid]))
+
+    codes = by_due.code_of(buyer_ids)
+    d = p_due[by_due.count_before(codes, as_of)] - p_due[by_due.first_of(codes)]
+    pcodes = by_paid.code_of(buyer_ids)
+    p = p_paid[by_paid.count_before(pcodes, as_of)] - p_paid[by_paid.first_of(pcodes)]
+    t = as_of // _S
+    # late and paid before as_of: paid - due; late and still unpaid at as_of: as_of - due
+    late_seconds = (p[:, 2] - p[:, 1]) + (d[:, 1] - p[:, 0]) * t - (d[:, 2] - p[:, 1])
+    n_due = d[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.DataFrame(
+            {
+                "contract_buyer_late_rate": np.where(n_due > 0, d[:, 1] / n_due, np.nan),
+                "contract_buyer_mean_days_late": np.where(
+                    n_due > 0, late_seconds / 86_400 / n_due, np.nan
+                ),
+                "dq_no_buyer_record": n_due == 0,
+            }
+        )
+
+
+def _market_price(prices: pd.DataFrame, crops: pd.Series, as_of: np.ndarray) -> np.ndarray:
+    """Mean market price of each crop over the 28 days before as_of (NaN if none)."""
+    idx = EventIndex.build(
+        prices["crop"].to_numpy(), to_ns(prices["observed_at"]), np.arange(len(prices))
+    )
+    p = prefix_sums(
+        np.column_stack([np.ones(len(prices)), prices["price_per_kg_minor"].to_numpy()])[idx.order]
+    )
+    codes = idx.code_of(crops)
+    window = (
+        p[idx.count_before(codes, as_of)]
+        - p[idx.count_before(codes, as_of - MARKET_WINDOW_DAYS * DAY_NS)]
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(window[:, 0] > 0, window[:, 1] / window[:, 0], np.nan)
+
+
+def _party_delivery(contracts: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame:
+    """Delivered over contracted kg of the party's contracts closed before as_of."""
+    closed = contracts[contracts["closed_at"].notna() & contracts["delivered_kg"].notna()]
+    cols = ["closed_at", "delivered_kg", "quantity_kg"]
+    own = visible(
+        closed[closed["farmer_id"].notna()][["farmer_id", *cols]], apps, time_col="closed_at"
+    )
+    coop = visible(
+        closed[closed["coop_id"].notna()][["coop_id", *cols]],
+        apps[apps["coop_id"].notna()],
+        time_col="closed_at",
+        key="coop_id",
+    )
+    both = pd.concat([own, coop], ignore_index=True)
+    agg = both.groupby("application_id").agg(
+        delivered=("delivered_kg", "sum"),
+        contracted=("quantity_kg", "sum"),
+        n=("quantity_kg", "size"),
+    )
+    agg = agg.reindex(apps["application_id"])
+    ratio = (agg["delivered"] / agg["contracted"]).where(agg["contracted"] > 0)
+    return pd.DataFrame(
+        {
+            "contract_party_delivery_ratio": ratio.to_numpy(dtype=float),
+            "contract_party_closed_contracts": agg["n"].fillna(0).to_numpy(dtype=float),
+        }
+    )
+
+
+def build_contract_features(
+    contracts: pd.DataFrame,
+    applications: pd.DataFrame,
+    *,
+    farmers: pd.DataFrame,
+    fields: pd.DataFrame,
+    buyers: pd.DataFrame,
+    market_prices: pd.DataFrame,
+    buyer_payments: pd.DataFrame,
+    coop_areas: pd.DataFrame,
+) -> pd.DataFrame:
+    """Contract features of each application.
+
+    Requires:
+        contracts: the applicants' contracts (own, and their co-ops'), contracts table columns.
+        applications: application_id, farmer_id, as_of, contract_id (may be missing),
+            requested_minor (may be missing).
+        farmers (farmer_id, coop_id) and fields (farmer_id, crop, declared_area_ha) of the
+        applicants; buyers (buyer_id, grade); market_prices; and the all-farmer reference
+        tables `buyer_payment_events(...)` and `coop_crop_areas(...)`.
+    Returns:
+        One row per application, in input order: application_id, the `contracts` features of
+        the registry, then its dq_* flags.
+    As of:
+        A contract counts only if signed before as_of; it is open unless closed before
+        as_of; deliveries, payments and market prices count only if dated before as_of.
+    """
+    check_applications(applications)
+    n = len(applications)
+    as_of = to_ns(applications["as_of"])
+    apps = (
+        applications[["application_id", "farmer_id", "as_of"]]
+        .assign(
+            contract_id=applications.get(
+                "contract_id", pd.Series([None] * n, index=applications.index)
+            ).to_numpy(),
+            requested_minor=pd.to_numeric(applications.get("requested_minor", np.nan)),
+            coop_id=applications["farmer_id"]
+            .map(farmers.set_index("farmer_id")["coop_id"])
+            .to_numpy(),
+        )
+        .reset_index(drop=True)
+    )
+    c = contracts.set_index("contract_id").reindex(apps["contract_id"]).reset_index()
+    party_ok = (
+        (c["party_type"] == "farmer") & (c["farmer_id"].to_numpy() == apps["farmer_id"].to_numpy())
+    ) | ((c["party_type"] == "coop") & (c["coop_id"].to_numpy() == apps["coop_id"].to_numpy()))
+    party_ok = party_ok.fillna(False).to_numpy(dtype=bool)
+    signed = party_ok & before(c["signed_at"], as_of)
+    open_ = signed & ~before(c["closed_at"], as_of)
+
+    own_area = fields.groupby(["farmer_id", "crop"])["declared_area_ha"].sum()
+    farmer_area = own_area.reindex(pd.MultiIndex.from_arrays([apps["farmer_id"], c["crop"]]))
+    coop_area = coop_areas.set_index(["coop_id", "crop"])["coop_area_ha"].reindex(
+        pd.MultiIndex.from_arrays([apps["coop_id"], c["crop"]])
+    )
+    share = np.where(
+        c["party_type"].to_numpy() == "coop",
+        farmer_area.to_numpy(dtype=float) / coop_area.to_numpy(dtype=float),
+        1.0,
+    )
+    value = c["quantity_kg"].to_numpy(dtype=float) * c["price_per_kg_minor"].to_numpy(dtype=float)
+    receivable = np.where(open_, value * share, 0.0)
+    grade = (
+        c["buyer_id"]
+        .map(buyers.set_index("buyer_id")["grade"])
+        .map({g: i for i, g in enumerate(GRADES)})
+    )
+    record = _buyer_record(buyer_payments, c["buyer_id"], as_of)
+    market = _market_price(market_prices, c["crop"], as_of)
+    delivery = _party_delivery(contracts, apps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = {
+            "contract_receivable_minor": receivable,
+            "contract_requested_over_receivable": np.where(
+                receivable > 0, apps["requested_minor"].to_numpy(dtype=float) / receivable, np.nan
+            ),
+            "contract_share": share,
+            "contract_buyer_grade": grade.to_numpy(dtype=float),
+            "contract_buyer_late_rate": record["contract_buyer_late_rate"].to_numpy(),
+            "contract_buyer_mean_days_late": record["contract_buyer_mean_days_late"].to_numpy(),
+            "contract_party_delivery_ratio": delivery["contract_party_delivery_ratio"].to_numpy(),
+            "contract_party_closed_contracts": delivery[
+                "contract_party_closed_contracts"
+            ].to_numpy(),
+            "contract_days_to_delivery": (to_ns(c["delivery_start"]) - as_of) / DAY_NS,
+            "contract_price_over_market": c["price_per_kg_minor"].to_numpy(dtype=float) / market,
+        }
+    flags = {
+        "dq_no_contract": ~party_ok,
+        "dq_contract_not_open": party_ok & ~open_,
+        "dq_no_buyer_record": record["dq_no_buyer_record"].to_numpy() | ~signed,
+        "dq_no_market_price": np.isnan(market) | ~signed,
+    }
+    # the party's delivery record stands without a contract; the rest needs a signed one
+    keep_without_contract = {"contract_party_delivery_ratio", "contract_party_closed_contracts"}
+    out = pd.DataFrame({"application_id": apps["application_id"].to_numpy()})
+    for name in output_columns("contracts"):
+        if name in flags:
+            out[name] = flags[name]
+        elif name in keep_without_contract:
+            out[name] = np.asarray(columns[name], dtype=float)
+        else:
+            out[name] = np.where(signed, np.asarray(columns[name], dtype=float), np.nan)
+    return out
