@@ -21,6 +21,14 @@ def to_ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return pd.DatetimeIndex(values).as_unit("ns").asi8
 
 
+def instant_ns(as_of: pd.Timestamp | str) -> int:
+    """One timezone-aware instant as UTC nanoseconds; a naive time is refused."""
+    t = pd.Timestamp(as_of)
+    if t.tzinfo is None:
+        raise ValueError(f"as_of {as_of!r} has no timezone; write it as e.g. 2026-02-28T00:00Z")
+    return int(t.tz_convert("UTC").as_unit("ns").value)
+
+
 def check_applications(applications: pd.DataFrame) -> None:
     """Raise a ValueError naming what is wrong with an applications frame."""
     missing = [c for c in APPLICATION_COLUMNS if c not in applications.columns]
@@ -43,10 +51,13 @@ def check_applications(applications: pd.DataFrame) -> None:
         raise ValueError(f"applications.application_id {dup!r} occurs more than once")
 
 
-def before(times: pd.Series | np.ndarray, as_of: pd.Series | np.ndarray) -> np.ndarray:
-    """Element-wise visibility: True where `times` is known at `as_of` (missing: False)."""
+def before(times: pd.Series | np.ndarray, as_of: pd.Series | np.ndarray | int) -> np.ndarray:
+    """Element-wise visibility: True where `times` is known at `as_of` (missing: False).
+
+    Arrays are UTC nanoseconds (`to_ns`); a single int is one as-of instant for all.
+    """
     t = np.asarray(times if isinstance(times, np.ndarray) else to_ns(times))
-    a = np.asarray(as_of if isinstance(as_of, np.ndarray) else to_ns(as_of))
+    a = as_of if isinstance(as_of, (int, np.integer, np.ndarray)) else to_ns(as_of)
     nat = np.iinfo(np.int64).min
     return (t != nat) & (t < a)
 

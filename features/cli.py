@@ -122,4 +122,87 @@ def load(source: Path, target: Path) -> None:
     click.echo(f"loaded {source} into {target}")
 
 
-COMMANDS = (simulate, data)
+@click.group("features")
+def features_group() -> None:
+    """Build and describe the model's features."""
+
+
+@features_group.command("list")
+@click.option(
+    "--source",
+    type=click.Choice(["orders", "contracts", "satellite", "history"]),
+    default=None,
+    help="Only this data source.",
+)
+@click.option("--reasons", is_flag=True, help="Show the reason text a declined farmer sees.")
+def list_features(source: str | None, reasons: bool) -> None:
+    """Print the feature catalogue: name, source, unit, risk direction and meaning."""
+    from features.registry import FEATURES, QUALITY_FLAGS
+
+    arrows = {1: "+ risk", -1: "- risk", 0: "free"}
+    rows = [f for f in FEATURES if source is None or f.source == source]
+    width = max(len(f.name) for f in rows)
+    for f in rows:
+        text = f.reason if reasons else f.description
+        click.echo(
+            f"{f.name:<{width}}  {f.source:<9}  {arrows[f.direction]:<6}  {f.unit:<14}  {text}"
+        )
+    flags = [q for q in QUALITY_FLAGS if source is None or q.source == source]
+    click.echo(f"\n{len(rows)} features; data-quality flags carried with every row:")
+    for q in flags:
+        click.echo(f"  {q.name:<{width - 2}}  {q.source:<9}  {q.description}")
+
+
+@features_group.command("build")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Data directory (tables, fields.geojson, scenes).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Build as known at this UTC time, e.g. 2025-03-01T00:00Z (default: latest data).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default DATA/features), replaced whole.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def build(data_dir: Path, as_of: str | None, out: Path | None, quiet: bool) -> None:
+    """Write the field index series, the training matrix and the farmer snapshot."""
+    import pandas as pd
+
+    from features.build import write_feature_store
+
+    if as_of is not None:
+        try:
+            when = pd.Timestamp(as_of)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{as_of!r} is not a time ({exc})", param_hint="--as-of"
+            ) from exc
+        if when.tzinfo is None:
+            raise click.BadParameter(
+                f"{as_of!r} has no timezone; write it in UTC, e.g. 2025-03-01T00:00Z",
+                param_hint="--as-of",
+            )
+    try:
+        s = write_feature_store(data_dir, out=out, as_of=as_of, progress=not quiet)
+    except TableValidationError as exc:
+        click.echo(f"{data_dir}: invalid; no features written", err=True)
+        _print_problems(exc.problems)
+        raise SystemExit(1) from exc
+    click.echo(
+        f"wrote {s.out} as of {s.as_of:%Y-%m-%d %H:%M:%S} UTC in {s.seconds:.1f} s: "
+        f"{s.series_rows:,} field-scene rows, {s.training_rows:,} loans "
+        f"({s.labelled_rows:,} with a known outcome), {s.snapshot_rows:,} farmer snapshots"
+    )
+
+
+COMMANDS = (simulate, data, features_group)

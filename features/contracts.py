@@ -132,6 +132,64 @@ def _party_delivery(contracts: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame
     )
 
 
+def applicant_contracts(
+    contracts: pd.DataFrame,
+    applications: pd.DataFrame,
+    *,
+    farmers: pd.DataFrame,
+    fields: pd.DataFrame,
+    coop_areas: pd.DataFrame,
+) -> pd.DataFrame:
+    """The contract named by each application and the applicant's part in it, as of.
+
+    Returns one row per application (input order) with the contract's columns and:
+    application_id, farmer_id, as_of, requested_minor, coop_id (the applicant's co-op),
+    party_ok (the contract is the farmer's or their co-op's), signed and open at as_of,
+    share (1 for own contracts; the farmer's part of the co-op's declared area of the
+    crop) and contracted_kg (quantity times share).
+    """
+    n = len(applications)
+    none = pd.Series([None] * n, index=applications.index)
+    coop_of = farmers.set_index("farmer_id")["coop_id"]
+    apps = applications[["application_id", "farmer_id", "as_of"]].assign(
+        contract_id=applications.get("contract_id", none).to_numpy(),
+        requested_minor=pd.to_numeric(applications.get("requested_minor", np.nan)),
+        coop_id=applications["farmer_id"].map(coop_of).to_numpy(),
+    )
+    apps = apps.reset_index(drop=True)
+    as_of = to_ns(apps["as_of"])
+    by_id = contracts.set_index("contract_id").reindex(apps["contract_id"])
+
+    def same(a: pd.Series, b: pd.Series) -> np.ndarray:
+        left = a.astype("string").reset_index(drop=True)
+        right = b.astype("string").reset_index(drop=True)
+        return left.eq(right).fillna(False).to_numpy(dtype=bool)
+
+    kind = by_id["party_type"].astype("string").fillna("").to_numpy()
+    is_coop = kind == "coop"
+    party_ok = ((kind == "farmer") & same(by_id["farmer_id"], apps["farmer_id"])) | (
+        is_coop & same(by_id["coop_id"], apps["coop_id"])
+    )
+    c = by_id.drop(columns=["farmer_id", "coop_id"]).reset_index(drop=True)
+    signed = party_ok & before(c["signed_at"], as_of)
+    own_area = fields.groupby(["farmer_id", "crop"])["declared_area_ha"].sum()
+    farmer_area = own_area.reindex(pd.MultiIndex.from_arrays([apps["farmer_id"], c["crop"]]))
+    coop_area = coop_areas.set_index(["coop_id", "crop"])["coop_area_ha"].reindex(
+        pd.MultiIndex.from_arrays([apps["coop_id"], c["crop"]])
+    )
+    share = np.where(
+        is_coop, farmer_area.to_numpy(dtype=float) / coop_area.to_numpy(dtype=float), 1.0
+    )
+    share = np.where(party_ok, share, np.nan)
+    return pd.concat([apps, c], axis=1).assign(
+        party_ok=party_ok,
+        signed=signed,
+        open=signed & ~before(c["closed_at"], as_of),
+        share=share,
+        contracted_kg=c["quantity_kg"].to_numpy(dtype=float) * share,
+    )
+
+
 def build_contract_features(
     contracts: pd.DataFrame,
     applications: pd.DataFrame,
@@ -160,39 +218,13 @@ def build_contract_features(
         as_of; deliveries, payments and market prices count only if dated before as_of.
     """
     check_applications(applications)
-    n = len(applications)
-    as_of = to_ns(applications["as_of"])
-    apps = (
-        applications[["application_id", "farmer_id", "as_of"]]
-        .assign(
-            contract_id=applications.get(
-                "contract_id", pd.Series([None] * n, index=applications.index)
-            ).to_numpy(),
-            requested_minor=pd.to_numeric(applications.get("requested_minor", np.nan)),
-            coop_id=applications["farmer_id"]
-            .map(farmers.set_index("farmer_id")["coop_id"])
-            .to_numpy(),
-        )
-        .reset_index(drop=True)
+    c = applicant_contracts(
+        contracts, applications, farmers=farmers, fields=fields, coop_areas=coop_areas
     )
-    c = contracts.set_index("contract_id").reindex(apps["contract_id"]).reset_index()
-    party_ok = (
-        (c["party_type"] == "farmer") & (c["farmer_id"].to_numpy() == apps["farmer_id"].to_numpy())
-    ) | ((c["party_type"] == "coop") & (c["coop_id"].to_numpy() == apps["coop_id"].to_numpy()))
-    party_ok = party_ok.fillna(False).to_numpy(dtype=bool)
-    signed = party_ok & before(c["signed_at"], as_of)
-    open_ = signed & ~before(c["closed_at"], as_of)
-
-    own_area = fields.groupby(["farmer_id", "crop"])["declared_area_ha"].sum()
-    farmer_area = own_area.reindex(pd.MultiIndex.from_arrays([apps["farmer_id"], c["crop"]]))
-    coop_area = coop_areas.set_index(["coop_id", "crop"])["coop_area_ha"].reindex(
-        pd.MultiIndex.from_arrays([apps["coop_id"], c["crop"]])
-    )
-    share = np.where(
-        c["party_type"].to_numpy() == "coop",
-        farmer_area.to_numpy(dtype=float) / coop_area.to_numpy(dtype=float),
-        1.0,
-    )
+    as_of = to_ns(c["as_of"])
+    party_ok, signed, open_ = (c[k].to_numpy(dtype=bool) for k in ("party_ok", "signed", "open"))
+    share = c["share"].to_numpy(dtype=float)
+    apps = c[["application_id", "farmer_id", "as_of", "coop_id", "requested_minor"]]
     value = c["quantity_kg"].to_numpy(dtype=float) * c["price_per_kg_minor"].to_numpy(dtype=float)
     receivable = np.where(open_, value * share, 0.0)
     grade = (

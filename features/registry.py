@@ -158,7 +158,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _f("sat_clear_obs_60d", "satellite", "scenes", 0,
        "Clear observations per field in the 60 days before the application.",
        "Recent satellite images of your fields are few."),
-    _f("sat_recent_anomaly_own", "satellite", "NDVI", -1,
+    _f("sat_recent_anomaly_own", "satellite", "NDVI", 0,
        "Mean NDVI of the last 30 days minus the same fields' mean at the same time of year "
        "in earlier seasons.",
        "Your fields look less green now than at this time in earlier years."),

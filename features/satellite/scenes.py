@@ -1,4 +1,4 @@
-"""Scenes: check that each scene's raster opens, is georeferenced and matches its row.
+"""Scenes: check each scene's raster against its row, and read its reflectance and mask.
 
 Rasterio (GDAL) reads GeoTIFFs and VRTs; a VRT is how two single-band files (a real
 Sentinel-2 B04 and B08) become one scene.
@@ -6,11 +6,16 @@ Sentinel-2 B04 and B08) become one scene.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import rasterio
+import rasterio.crs
+from affine import Affine
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from features.problems import Problem
 
@@ -87,3 +92,125 @@ def check_scene_files(data_dir: Path, scenes: pd.DataFrame, table_file: str) -> 
     for i, scene in scenes.reset_index(drop=True).iterrows():
         problems += check_scene_file(data_dir, scene, table_file=table_file, row=int(i) + 1)
     return problems
+
+
+def clear_values(text: object) -> tuple[int, ...]:
+    """Parse mask_clear_values ('1' or '4,5,6'); empty when the scene has no mask."""
+    if text is None or pd.isna(text):
+        return ()
+    return tuple(int(v) for v in str(text).split(","))
+
+
+@dataclass(frozen=True)
+class SceneBands:
+    """How to read one scene: its file and the role of each band (from a scenes row)."""
+
+    path: Path
+    red_band: int
+    nir_band: int
+    blue_band: int | None = None
+    mask_band: int | None = None
+    mask_clear_values: tuple[int, ...] = ()
+    nodata: float | None = None
+    reflectance_scale: float = 1.0
+    reflectance_offset: float = 0.0
+
+    @classmethod
+    def from_row(cls, data_dir: Path, row: pd.Series) -> SceneBands:
+        """Band roles of a row of the scenes table; the path is relative to `data_dir`."""
+
+        def optional_int(value: object) -> int | None:
+            return None if pd.isna(value) else int(value)
+
+        def number(value: object, default: float) -> float:
+            return default if pd.isna(value) else float(value)
+
+        return cls(
+            path=data_dir / str(row["path"]),
+            red_band=int(row["red_band"]),
+            nir_band=int(row["nir_band"]),
+            blue_band=optional_int(row.get("blue_band")),
+            mask_band=optional_int(row.get("mask_band")),
+            mask_clear_values=clear_values(row.get("mask_clear_values")),
+            nodata=None if pd.isna(row.get("nodata")) else float(row["nodata"]),
+            reflectance_scale=number(row.get("reflectance_scale"), 1.0),
+            reflectance_offset=number(row.get("reflectance_offset"), 0.0),
+        )
+
+
+@dataclass
+class Reflectance:
+    """Surface reflectance of a window of a scene and which of its pixels are usable."""
+
+    red: np.ndarray
+    nir: np.ndarray
+    blue: np.ndarray | None
+    valid: np.ndarray  # clear, not fill, physically plausible
+
+
+class Scene:
+    """An open scene: CRS, grid and windowed reads of reflectance with its validity mask.
+
+    Fill is the file's nodata, else the row's `nodata`, else 0 (validation insists on one);
+    reads outside the raster come back as fill, so a window may run past the scene's edge.
+    """
+
+    def __init__(self, bands: SceneBands) -> None:
+        self.bands = bands
+        self._ds = rasterio.open(bands.path)
+        nodata = self._ds.nodata if self._ds.nodata is not None else bands.nodata
+        self.fill = nodata
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file."""
+        self._ds.close()
+
+    @property
+    def crs(self) -> rasterio.crs.CRS:
+        """The scene's CRS."""
+        return self._ds.crs
+
+    @property
+    def transform(self) -> Affine:
+        """Pixel-to-CRS affine transform of the whole scene."""
+        return self._ds.transform
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the scene."""
+        return self._ds.height, self._ds.width
+
+    def _read(self, bands: list[int], window: Window, fill: float) -> np.ndarray:
+        inside = (
+            window.col_off >= 0
+            and window.row_off >= 0
+            and window.col_off + window.width <= self._ds.width
+            and window.row_off + window.height <= self._ds.height
+        )
+        if inside:  # a boundless read goes through a VRT: only pay for it at the edge
+            return self._ds.read(bands, window=window)
+        return self._ds.read(bands, window=window, boundless=True, fill_value=fill)
+
+    def read(self, window: Window) -> Reflectance:
+        """Reflectance of `window` (may extend past the scene) and its validity."""
+        b = self.bands
+        fill = 0 if self.fill is None else self.fill
+        roles = [b.red_band, b.nir_band] + ([b.blue_band] if b.blue_band else [])
+        raw = self._read(roles, window, fill)
+        valid = (raw[0] != fill) & (raw[1] != fill)
+        if b.mask_band:
+            mask = self._read([b.mask_band], window, 0)[0]
+            valid &= np.isin(mask, b.mask_clear_values)
+        scaled = raw.astype(np.float32) * np.float32(b.reflectance_scale) + np.float32(
+            b.reflectance_offset
+        )
+        red, nir = scaled[0], scaled[1]
+        blue = scaled[2] if b.blue_band else None
+        valid &= (red > 0) & (nir > 0) & (red <= 1.5) & (nir <= 1.5)
+        return Reflectance(red=red, nir=nir, blue=blue, valid=valid)

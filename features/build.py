@@ -1,0 +1,337 @@
+"""Orchestration: input tables -> feature frames -> Parquet, with progress.
+
+`build_features` is the one entry for training (every loan) and scoring (one application):
+it runs the four source pipelines on the same applications and joins them. Tables keyed
+by farmer may be restricted to any group of farmers (`restrict_to_farmers`); the
+reference tables that span all farmers are built once (`build_reference`) and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from features.asof import DAY_NS, before, instant_ns, to_ns
+from features.contracts import build_contract_features, buyer_payment_events, coop_crop_areas
+from features.errors import TableValidationError
+from features.history import DEFAULT_DPD, build_history_features, loan_settlements
+from features.orders import build_order_features
+from features.registry import FEATURE_NAMES, QUALITY_FLAGS, SOURCES
+from features.satellite.pipeline import build_satellite_features
+from features.satellite.seasons import GrowingSeason, county_crop_peaks, field_season_metrics
+from features.satellite.series import build_index_series, polygon_areas_ha
+from features.satellite.zonal import FieldSet
+from features.store import atomic_directory
+
+KEY_COLUMNS = ("application_id", "farmer_id", "as_of", "contract_id")
+FLAG_NAMES = tuple(f.name for f in QUALITY_FLAGS)
+SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE = (
+    "index_series.parquet",
+    "training.parquet",
+    "snapshot.parquet",
+    "manifest.json",
+)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The typed input tables features are built from.
+
+    `fields` carries field_id, farmer_id, crop, declared_area_ha, polygon_ha and county;
+    `series` is the per-field index time series (`build_index_series`).
+    """
+
+    farmers: pd.DataFrame
+    fields: pd.DataFrame
+    orders: pd.DataFrame
+    contracts: pd.DataFrame
+    loans: pd.DataFrame
+    repayments: pd.DataFrame
+    buyers: pd.DataFrame
+    market_prices: pd.DataFrame
+    series: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Tables spanning all farmers, built once and shared by every partition."""
+
+    buyer_payments: pd.DataFrame
+    coop_areas: pd.DataFrame
+    county_peaks: pd.DataFrame
+
+
+def field_table(fields: pd.DataFrame, farmers: pd.DataFrame, fieldset: FieldSet) -> pd.DataFrame:
+    """Fields with their measured polygon area and their farmer's county."""
+    areas = polygon_areas_ha(fieldset).reset_index()
+    return (
+        fields.drop(columns=["geometry"], errors="ignore")
+        .merge(areas, on="field_id", how="left")
+        .merge(farmers[["farmer_id", "county"]], on="farmer_id", how="left")
+    )
+
+
+def build_reference(inputs: Inputs, *, season: GrowingSeason | None = None) -> Reference:
+    """Reference tables over all farmers: buyers' payments, co-op areas, county peaks."""
+    field_seasons = field_season_metrics(inputs.series, inputs.fields, season=season)
+    return Reference(
+        buyer_payments=buyer_payment_events(inputs.contracts),
+        coop_areas=coop_crop_areas(inputs.fields, inputs.farmers),
+        county_peaks=county_crop_peaks(field_seasons, inputs.fields),
+    )
+
+
+def restrict_to_farmers(inputs: Inputs, farmer_ids: pd.Series | np.ndarray) -> Inputs:
+    """The inputs of some farmers: their rows, their contracts and their co-ops' contracts."""
+    ids = pd.Index(pd.unique(np.asarray(farmer_ids)))
+    farmers = inputs.farmers[inputs.farmers["farmer_id"].isin(ids)]
+    fields = inputs.fields[inputs.fields["farmer_id"].isin(ids)]
+    loans = inputs.loans[inputs.loans["farmer_id"].isin(ids)]
+    coops = farmers["coop_id"].dropna().unique()
+    c = inputs.contracts
+    return replace(
+        inputs,
+        farmers=farmers,
+        fields=fields,
+        orders=inputs.orders[inputs.orders["farmer_id"].isin(ids)],
+        contracts=c[c["farmer_id"].isin(ids) | c["coop_id"].isin(coops)],
+        loans=loans,
+        repayments=inputs.repayments[inputs.repayments["loan_id"].isin(loans["loan_id"])],
+        series=inputs.series[inputs.series["field_id"].isin(fields["field_id"])],
+    )
+
+
+def build_features(
+    inputs: Inputs,
+    applications: pd.DataFrame,
+    *,
+    reference: Reference,
+    season: GrowingSeason | None = None,
+) -> pd.DataFrame:
+    """Every source's features for each application, joined into one row per application.
+
+    Requires applications with application_id, farmer_id, as_of and, optionally,
+    contract_id and requested_minor. Returns the key columns, the registry's features in
+    catalogue order, then the dq_* flags; rows in input order.
+    """
+    parts = {
+        "orders": build_order_features(inputs.orders, applications),
+        "contracts": build_contract_features(
+            inputs.contracts,
+            applications,
+            farmers=inputs.farmers,
+            fields=inputs.fields,
+            buyers=inputs.buyers,
+            market_prices=inputs.market_prices,
+            buyer_payments=reference.buyer_payments,
+            coop_areas=reference.coop_areas,
+        ),
+        "satellite": build_satellite_features(
+            inputs.series,
+            applications,
+            fields=inputs.fields,
+            contracts=inputs.contracts,
+            farmers=inputs.farmers,
+            coop_areas=reference.coop_areas,
+            county_peaks=reference.county_peaks,
+            season=season,
+        ),
+        "history": build_history_features(inputs.loans, applications, repayments=inputs.repayments),
+    }
+    keys = pd.DataFrame(
+        {
+            "application_id": applications["application_id"].to_numpy(),
+            "farmer_id": applications["farmer_id"].to_numpy(),
+            "as_of": applications["as_of"].to_numpy(),
+            "contract_id": applications.get(
+                "contract_id", pd.Series([None] * len(applications))
+            ).to_numpy(),
+        }
+    )
+    joined = pd.concat([keys] + [parts[s].drop(columns="application_id") for s in SOURCES], axis=1)
+    return joined[[*KEY_COLUMNS, *FEATURE_NAMES, *FLAG_NAMES]]
+
+
+def loan_applications(loans: pd.DataFrame) -> pd.DataFrame:
+    """Each loan as the application it was, at its application time."""
+    return pd.DataFrame(
+        {
+            "application_id": loans["loan_id"].to_numpy(),
+            "farmer_id": loans["farmer_id"].to_numpy(),
+            "as_of": loans["applied_at"].to_numpy(),
+            "contract_id": loans["contract_id"].to_numpy(),
+            "requested_minor": loans["amount_minor"].to_numpy(dtype=float),
+        }
+    )
+
+
+def snapshot_applications(
+    farmers: pd.DataFrame, contracts: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """One application per farmer at `as_of`, naming the latest contract open then.
+
+    A farmer's own contracts and their co-op's both count; without one the contract is
+    missing and the row says so in its flags.
+    """
+    t = instant_ns(as_of)
+    open_ = contracts[
+        before(contracts["signed_at"], t) & ~before(contracts["closed_at"], t)
+    ].sort_values(["signed_at", "contract_id"])
+    own = open_[open_["farmer_id"].notna()].groupby("farmer_id")["contract_id"].last()
+    coop = open_[open_["coop_id"].notna()].groupby("coop_id")["contract_id"].last()
+    contract = farmers["farmer_id"].map(own).fillna(farmers["coop_id"].map(coop))
+    return pd.DataFrame(
+        {
+            "application_id": "snapshot-" + farmers["farmer_id"].astype(str).to_numpy(),
+            "farmer_id": farmers["farmer_id"].to_numpy(),
+            "as_of": pd.DatetimeIndex([pd.Timestamp(as_of)] * len(farmers)).tz_convert("UTC"),
+            "contract_id": contract.to_numpy(),
+            "requested_minor": np.nan,
+        }
+    )
+
+
+def training_matrix(inputs: Inputs, *, reference: Reference, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Features of every loan applied for before `as_of`, with its outcome where known.
+
+    A loan's outcome is known at `as_of` once it is 90 days past due; it defaulted when
+    its repayments had not reached the principal by then. Both are rebuilt from
+    repayments dated before `as_of`, never from the loans table's current status.
+    """
+    t = instant_ns(as_of)
+    loans = inputs.loans[before(inputs.loans["applied_at"], t)].reset_index(drop=True)
+    matrix = build_features(inputs, loan_applications(loans), reference=reference)
+    matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
+    known = matured < t
+    settled = loan_settlements(loans, inputs.repayments)["settled_at"]
+    repaid_in_time = before(settled, np.minimum(matured, t))
+    matrix["outcome_known"] = known
+    matrix["defaulted"] = pd.array(np.where(known, ~repaid_in_time, None), dtype="boolean")
+    return matrix
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What `write_feature_store` wrote."""
+
+    out: Path
+    as_of: pd.Timestamp
+    series_rows: int
+    training_rows: int
+    labelled_rows: int
+    snapshot_rows: int
+    seconds: float
+
+
+def load_inputs(data_dir: Path | str, *, progress: bool = False) -> Inputs:
+    """Validate the tables of `data_dir` and compute the index time series of its scenes.
+
+    Raises:
+        TableValidationError: with every problem found in the tables or field boundaries.
+    """
+    from features.validation import validate_dir
+
+    data_dir = Path(data_dir)
+    report = validate_dir(data_dir, check_rasters=False)
+    if not report.ok:
+        raise TableValidationError(report.problems)
+    t = report.tables
+    fields = t["fields"]
+    fieldset = FieldSet(
+        fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
+    )
+    series = build_index_series(data_dir, t["scenes"], fieldset, progress=progress)
+    return Inputs(
+        farmers=t["farmers"],
+        fields=field_table(fields, t["farmers"], fieldset),
+        orders=t["orders"],
+        contracts=t["contracts"],
+        loans=t["loans"],
+        repayments=t["repayments"],
+        buyers=t["buyers"],
+        market_prices=t["market_prices"],
+        series=series,
+    )
+
+
+def latest_event(inputs: Inputs) -> pd.Timestamp:
+    """The most recent timestamp anywhere in the inputs: when the data were extracted."""
+    stamps = [
+        inputs.orders["placed_at"],
+        inputs.contracts["signed_at"],
+        inputs.contracts["closed_at"],
+        inputs.contracts["paid_at"],
+        inputs.loans["applied_at"],
+        inputs.loans["disbursed_at"],
+        inputs.repayments["paid_at"],
+        inputs.market_prices["observed_at"],
+        inputs.series["acquired_at"],
+    ]
+    return max(pd.Timestamp(s.max()) for s in stamps if s.notna().any())
+
+
+def write_feature_store(
+    data_dir: Path | str,
+    *,
+    out: Path | str | None = None,
+    as_of: pd.Timestamp | str | None = None,
+    progress: bool = False,
+) -> BuildSummary:
+    """Build and write the index series, the training matrix and the farmer snapshot.
+
+    `as_of` defaults to just after the latest event in the data. Everything is written to
+    `out` (default DATA_DIR/features) at once, or nothing is.
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    out = Path(out) if out is not None else data_dir / "features"
+    steps = tqdm(total=4, desc="features", unit="step", disable=not progress)
+    steps.set_postfix_str("index series")
+    inputs = load_inputs(data_dir, progress=progress)
+    when = latest_event(inputs) + pd.Timedelta(seconds=1) if as_of is None else pd.Timestamp(as_of)
+    instant_ns(when)  # refuses a naive time with a clear message
+    steps.update()
+    steps.set_postfix_str("reference tables")
+    reference = build_reference(inputs)
+    steps.update()
+    steps.set_postfix_str("training matrix")
+    training = training_matrix(inputs, reference=reference, as_of=when)
+    steps.update()
+    steps.set_postfix_str("snapshot")
+    snapshot = build_features(
+        inputs, snapshot_applications(inputs.farmers, inputs.contracts, when), reference=reference
+    )
+    steps.update()
+    steps.close()
+    series = inputs.series[before(inputs.series["acquired_at"], instant_ns(when))]
+    with atomic_directory(out) as staging:
+        series.to_parquet(staging / SERIES_FILE, index=False)
+        training.to_parquet(staging / TRAINING_FILE, index=False)
+        snapshot.to_parquet(staging / SNAPSHOT_FILE, index=False)
+        manifest = {
+            "as_of": when.isoformat(),
+            "data_dir": str(data_dir),
+            "features": list(FEATURE_NAMES),
+            "flags": list(FLAG_NAMES),
+            "rows": {
+                "series": len(inputs.series),
+                "training": len(training),
+                "snapshot": len(snapshot),
+            },
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return BuildSummary(
+        out=out,
+        as_of=when,
+        series_rows=len(series),
+        training_rows=len(training),
+        labelled_rows=int(training["outcome_known"].sum()),
+        snapshot_rows=len(snapshot),
+        seconds=time.perf_counter() - started,
+    )
