@@ -144,14 +144,15 @@ def build_features(
         ),
         "history": build_history_features(inputs.loans, applications, repayments=inputs.repayments),
     }
+    none = pd.Series([None] * len(applications), index=applications.index)
     keys = pd.DataFrame(
         {
-            "application_id": applications["application_id"].to_numpy(),
-            "farmer_id": applications["farmer_id"].to_numpy(),
-            "as_of": applications["as_of"].to_numpy(),
-            "contract_id": applications.get(
-                "contract_id", pd.Series([None] * len(applications))
-            ).to_numpy(),
+            "application_id": applications["application_id"].astype("str").reset_index(drop=True),
+            "farmer_id": applications["farmer_id"].astype("str").reset_index(drop=True),
+            "as_of": applications["as_of"].reset_index(drop=True),
+            "contract_id": applications.get("contract_id", none)
+            .astype("str")
+            .reset_index(drop=True),
         }
     )
     joined = pd.concat([keys] + [parts[s].drop(columns="application_id") for s in SOURCES], axis=1)
@@ -190,7 +191,7 @@ def snapshot_applications(
         {
             "application_id": "snapshot-" + farmers["farmer_id"].astype(str).to_numpy(),
             "farmer_id": farmers["farmer_id"].to_numpy(),
-            "as_of": pd.DatetimeIndex([pd.Timestamp(as_of)] * len(farmers)).tz_convert("UTC"),
+            "as_of": pd.array([pd.Timestamp(as_of)] * len(farmers), dtype="datetime64[ns, UTC]"),
             "contract_id": contract.to_numpy(),
             "requested_minor": np.nan,
         }

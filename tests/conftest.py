@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from features.build import Inputs, load_inputs
 from features.simulate.params import WorldParams
 from features.simulate.world import WorldSummary, simulate_world
 
@@ -27,6 +28,12 @@ def default_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World
     out = tmp_path_factory.mktemp("worlds") / "default"
     summary = simulate_world(WorldParams(), out, progress=False)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs(tiny_world: Path) -> Inputs:
+    """The tiny world's typed tables and index time series (read-only: copy to change)."""
+    return load_inputs(tiny_world)
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,7 @@ def zonal_stats(scene: Scene, fields: FieldSet, *, green_ndvi: float = GREEN_NDV
         refl.valid.ravel(),
     )
     shape = (int(window.height), int(window.width))
-    window_transform = t * t.translation(window.col_off, window.row_off)
+    window_transform = t @ t.translation(window.col_off, window.row_off)
     in_scene = np.zeros(len(fields.field_ids), dtype=bool)
     in_scene[candidates] = True
     frames = []
