@@ -50,3 +50,20 @@ def make_scene(
         for i, name in enumerate(descriptions, start=1):
             ds.set_band_description(i, name)
     return path
+
+
+def make_vrt(path: Path, *bands: Path) -> Path:
+    """A VRT stacking single-band files into one multi-band scene (what gdalbuildvrt does)."""
+    with rasterio.open(bands[0]) as ds:
+        width, height, crs, t = ds.width, ds.height, ds.crs.to_wkt(), ds.transform
+    xml = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{i}"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{src}</SourceFilename>'
+        f"<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+        for i, src in enumerate(bands, start=1)
+    )
+    path.write_text(
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs}</SRS>'
+        f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{xml}</VRTDataset>"
+    )
+    return path

@@ -187,15 +187,20 @@ class Scene:
         return self._ds.height, self._ds.width
 
     def _read(self, bands: list[int], window: Window, fill: float) -> np.ndarray:
-        inside = (
-            window.col_off >= 0
-            and window.row_off >= 0
-            and window.col_off + window.width <= self._ds.width
-            and window.row_off + window.height <= self._ds.height
-        )
-        if inside:  # a boundless read goes through a VRT: only pay for it at the edge
+        """Read `window`; the part past the scene's edge comes back as `fill`."""
+        height, width = int(window.height), int(window.width)
+        col0, row0 = int(window.col_off), int(window.row_off)
+        c0, r0 = max(col0, 0), max(row0, 0)
+        c1, r1 = min(col0 + width, self._ds.width), min(row0 + height, self._ds.height)
+        if (c0, r0, c1, r1) == (col0, row0, col0 + width, row0 + height):
             return self._ds.read(bands, window=window)
-        return self._ds.read(bands, window=window, boundless=True, fill_value=fill)
+        out = np.full((len(bands), height, width), fill, dtype=self._ds.dtypes[bands[0] - 1])
+        if c1 > c0 and r1 > r0:  # padding by hand: rasterio's boundless read goes via a VRT
+            inner = Window(c0, r0, c1 - c0, r1 - r0)
+            out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = self._ds.read(
+                bands, window=inner
+            )
+        return out
 
     def read(self, window: Window) -> Reflectance:
         """Reflectance of `window` (may extend past the scene) and its validity."""

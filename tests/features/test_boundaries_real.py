@@ -9,6 +9,7 @@ from pyproj import Geod
 
 from features.boundaries import read_field_boundaries
 from features.satellite.scenes import check_scene_file
+from tests.factories import make_vrt
 
 GEOD = Geod(ellps="WGS84")
 
@@ -41,31 +42,12 @@ def test_a_file_that_is_not_vector_data_is_a_problem_not_a_crash(real_data):
     assert "holds no geometries" in fields.problems[0].message
 
 
-def _vrt(path, red, nir):
-    """A VRT stacking two single-band files into one two-band scene (what gdalbuildvrt does)."""
-    import rasterio
-
-    with rasterio.open(red) as ds:
-        width, height, crs, t = ds.width, ds.height, ds.crs.to_wkt(), ds.transform
-    bands = "".join(
-        f'<VRTRasterBand dataType="UInt16" band="{i}"><SimpleSource>'
-        f'<SourceFilename relativeToVRT="0">{src}</SourceFilename>'
-        f"<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
-        for i, src in enumerate((red, nir), start=1)
-    )
-    path.write_text(
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs}</SRS>'
-        f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{bands}</VRTDataset>"
-    )
-    return path
-
-
 @pytest.mark.parametrize("nodata", [None, 0.0], ids=["nodata_missing", "nodata_given"])
 def test_real_sentinel2_bands_make_one_scene_and_missing_nodata_is_named(
     real_data, tmp_path, nodata
 ):
     scenes = real_data / "scenes"
-    _vrt(
+    make_vrt(
         tmp_path / "s2.vrt",
         scenes / "S2_19UDP_20170729_B04_900m.tif",
         scenes / "S2_19UDP_20170729_B08_900m.tif",
@@ -93,7 +75,7 @@ def test_real_sentinel2_bands_make_one_scene_and_missing_nodata_is_named(
 
 def test_band_beyond_the_file_is_named(real_data, tmp_path):
     scenes = real_data / "scenes"
-    _vrt(
+    make_vrt(
         tmp_path / "l8.vrt",
         scenes / "LC08_016037_20170813_B4_900m.tif",
         scenes / "LC08_016037_20170813_B5_900m.tif",
