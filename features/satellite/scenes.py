@@ -139,13 +139,13 @@ class SceneBands:
 
 
 @dataclass
-class Reflectance:
-    """Surface reflectance of a window of a scene and which of its pixels are usable."""
+class RawBands:
+    """Digital numbers of a window of a scene, as stored (scaling happens per pixel later)."""
 
     red: np.ndarray
     nir: np.ndarray
     blue: np.ndarray | None
-    valid: np.ndarray  # clear, not fill, physically plausible
+    mask: np.ndarray | None
 
 
 class Scene:
@@ -202,20 +202,15 @@ class Scene:
             )
         return out
 
-    def read(self, window: Window) -> Reflectance:
-        """Reflectance of `window` (may extend past the scene) and its validity."""
+    def read(self, window: Window) -> RawBands:
+        """Stored values of the band roles over `window` (may extend past the scene).
+
+        Pixels past the edge read as the fill value (and mask 0), so they are never valid.
+        """
         b = self.bands
         fill = 0 if self.fill is None else self.fill
         roles = [b.red_band, b.nir_band] + ([b.blue_band] if b.blue_band else [])
-        raw = self._read(roles, window, fill)
-        valid = (raw[0] != fill) & (raw[1] != fill)
-        if b.mask_band:
-            mask = self._read([b.mask_band], window, 0)[0]
-            valid &= np.isin(mask, b.mask_clear_values)
-        scaled = raw.astype(np.float32) * np.float32(b.reflectance_scale) + np.float32(
-            b.reflectance_offset
-        )
-        red, nir = scaled[0], scaled[1]
-        blue = scaled[2] if b.blue_band else None
-        valid &= (red > 0) & (nir > 0) & (red <= 1.5) & (nir <= 1.5)
-        return Reflectance(red=red, nir=nir, blue=blue, valid=valid)
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # decode compressed blocks in parallel
+            raw = self._read(roles, window, fill)
+            mask = self._read([b.mask_band], window, 0)[0] if b.mask_band else None
+        return RawBands(red=raw[0], nir=raw[1], blue=raw[2] if b.blue_band else None, mask=mask)

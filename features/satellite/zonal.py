@@ -2,8 +2,13 @@
 
 Pixel rule (as rasterstats and GDAL with all_touched=False): a pixel belongs to a field
 when its centre lies inside the polygon. All fields of a scene are burnt into one label
-raster and summed with `np.bincount`, so the cost is one pass over the pixels under the
-fields rather than one window read per field. Fields that overlap go to separate label
+raster, and one compiled pass over the stored band values masks, scales and sums them
+per label, so the cost is one window read and one pass over the pixels rather than one
+read per field.
+
+NDVI = (NIR - red) / (NIR + red). EVI = 2.5 (NIR - red) / (NIR + 6 red - 7.5 blue + 1)
+(Huete et al. 2002); without a blue band, EVI2 = 2.5 (NIR - red) / (NIR + 2.4 red + 1)
+(Jiang et al. 2008) stands in for it. Fields that overlap go to separate label
 layers, so a pixel under two fields counts for both.
 """
 
@@ -13,6 +18,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import pandas as pd
 import shapely
@@ -20,8 +26,7 @@ from pyproj import CRS, Transformer
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from features.satellite.indices import evi, ndvi
-from features.satellite.scenes import Scene
+from features.satellite.scenes import RawBands, Scene, SceneBands
 
 GREEN_NDVI = 0.5  # a pixel this green is under a growing crop, not grass or bare soil
 STAT_COLUMNS = (
@@ -103,39 +108,87 @@ def _window_of(scene: Scene, bounds: np.ndarray) -> Window:
     return Window(col0, row0, math.ceil(cols[1]) - col0, math.ceil(rows[1]) - row0)
 
 
-def _layer_stats(
-    refl_flat: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+@numba.njit(cache=True, nogil=True)
+def _accumulate(
     labels: np.ndarray,
-    n: int,
+    red: np.ndarray,
+    nir: np.ndarray,
+    blue: np.ndarray,
+    mask: np.ndarray,
+    clear: np.ndarray,
+    fill: float,
+    scale: float,
+    offset: float,
     green_ndvi: float,
+    out: np.ndarray,
+) -> None:
+    """One pass over the pixels: per label, pixels, valid pixels, NDVI and EVI sums, green.
+
+    A pixel is valid when red and NIR are not fill, its mask value (if any) is clear and
+    both reflectances lie in (0, 1.5]. `blue` and `mask` of size 0 mean "absent".
+    """
+    has_blue, has_mask = blue.size > 0, mask.size > 0
+    for i in range(labels.size):
+        k = labels[i]
+        if k == 0:
+            continue
+        out[k, 0] += 1.0
+        if red[i] == fill or nir[i] == fill:
+            continue
+        if has_mask:
+            m = mask[i]
+            is_clear = False
+            for c in clear:
+                if m == c:
+                    is_clear = True
+            if not is_clear:
+                continue
+        r = red[i] * scale + offset
+        n = nir[i] * scale + offset
+        if r <= 0.0 or n <= 0.0 or r > 1.5 or n > 1.5:
+            continue
+        nd = (n - r) / (n + r)
+        out[k, 1] += 1.0
+        out[k, 2] += nd
+        if nd >= green_ndvi:
+            out[k, 5] += 1.0
+        if has_blue:
+            den = n + 6.0 * r - 7.5 * (blue[i] * scale + offset) + 1.0
+        else:
+            den = n + 2.4 * r + 1.0
+        if den != 0.0:
+            out[k, 3] += 2.5 * (n - r) / den
+            out[k, 4] += 1.0
+
+
+def _layer_stats(
+    raw: RawBands, labels: np.ndarray, n: int, bands: SceneBands, fill: float, green_ndvi: float
 ) -> dict[str, np.ndarray]:
     """Statistics of label values 1..n-1 of one label layer (index 0 is "no field")."""
-    red_all, nir_all, blue_all, valid_all = refl_flat
-    under = np.flatnonzero(labels)
-    lab = labels[under]
-    field_pixels = np.bincount(lab, minlength=n)
-    ok = valid_all[under]
-    lab_ok, px = lab[ok], under[ok]
-    red = red_all[px].astype(np.float64)
-    nir = nir_all[px].astype(np.float64)
-    blue = None if blue_all is None else blue_all[px].astype(np.float64)
-    nd = ndvi(red, nir)
-    ev = evi(red, nir, blue)
-    ev_ok = np.isfinite(ev)
-    valid = np.bincount(lab_ok, minlength=n)
-    evi_n = np.bincount(lab_ok[ev_ok], minlength=n)
+    absent = np.zeros(0, dtype=raw.red.dtype)
+    sums = np.zeros((n, 6))
+    _accumulate(
+        labels.ravel(),
+        raw.red.ravel(),
+        raw.nir.ravel(),
+        absent if raw.blue is None else raw.blue.ravel(),
+        absent if raw.mask is None else raw.mask.ravel(),
+        np.asarray(bands.mask_clear_values, dtype=np.float64),
+        float(fill),
+        float(bands.reflectance_scale),
+        float(bands.reflectance_offset),
+        float(green_ndvi),
+        sums,
+    )
+    pixels, valid, ndvi_sum, evi_sum, evi_n, green = sums.T
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
-            "field_pixels": field_pixels,
-            "valid_pixels": valid,
-            "cover_fraction": np.where(field_pixels > 0, valid / field_pixels, np.nan),
-            "ndvi_mean": np.where(valid > 0, np.bincount(lab_ok, nd, n) / valid, np.nan),
-            "evi_mean": np.where(
-                evi_n > 0, np.bincount(lab_ok[ev_ok], ev[ev_ok], n) / evi_n, np.nan
-            ),
-            "green_fraction": np.where(
-                valid > 0, np.bincount(lab_ok, nd >= green_ndvi, n) / valid, np.nan
-            ),
+            "field_pixels": pixels.astype(np.int64),
+            "valid_pixels": valid.astype(np.int64),
+            "cover_fraction": np.where(pixels > 0, valid / pixels, np.nan),
+            "ndvi_mean": np.where(valid > 0, ndvi_sum / valid, np.nan),
+            "evi_mean": np.where(evi_n > 0, evi_sum / evi_n, np.nan),
+            "green_fraction": np.where(valid > 0, green / valid, np.nan),
         }
 
 
@@ -160,13 +213,8 @@ def zonal_stats(scene: Scene, fields: FieldSet, *, green_ndvi: float = GREEN_NDV
     window = _window_of(
         scene, np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
     )
-    refl = scene.read(window)
-    flat = (
-        refl.red.ravel(),
-        refl.nir.ravel(),
-        None if refl.blue is None else refl.blue.ravel(),
-        refl.valid.ravel(),
-    )
+    raw = scene.read(window)
+    fill = 0 if scene.fill is None else scene.fill
     shape = (int(window.height), int(window.width))
     window_transform = t @ t.translation(window.col_off, window.row_off)
     in_scene = np.zeros(len(fields.field_ids), dtype=bool)
@@ -184,7 +232,7 @@ def zonal_stats(scene: Scene, fields: FieldSet, *, green_ndvi: float = GREEN_NDV
             all_touched=False,
             dtype="int32",
         ).ravel()
-        stats = _layer_stats(flat, labels, len(members) + 1, green_ndvi)
+        stats = _layer_stats(raw, labels, len(members) + 1, scene.bands, fill, green_ndvi)
         frame = pd.DataFrame({k: v[1:] for k, v in stats.items()})
         frame.insert(0, "field_id", fields.field_ids[members])
         frames.append(frame)
