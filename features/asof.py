@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 APPLICATION_COLUMNS = ("application_id", "farmer_id", "as_of")
 DAY_NS = 86_400 * 10**9
@@ -74,60 +76,105 @@ def visible(
     return joined[before(joined[time_col], joined["as_of"])].reset_index(drop=True)
 
 
+def encode(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of `values` and the distinct values they index (order of appearance).
+
+    Arrow-backed strings go through Arrow's dictionary encoding, many times faster than
+    hashing Python objects; any other values through `pd.factorize`.
+    """
+    array = getattr(values, "array", None)
+    arrow = getattr(array, "_pa_array", None)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow.combine_chunks())
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        return codes, pd.Index(encoded.dictionary.to_pandas())
+    codes, uniques = pd.factorize(np.asarray(values))
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_at_or_after(
+    times: np.ndarray, starts: np.ndarray, codes: np.ndarray, cuts: np.ndarray
+) -> np.ndarray:
+    """Per query, the position of the entity's first event with time >= cut."""
+    out = np.zeros(len(codes), dtype=np.int64)
+    for q in range(len(codes)):
+        c = codes[q]
+        if c < 0:
+            continue
+        lo, hi = starts[c], starts[c + 1]
+        while lo < hi:  # binary search inside the entity's own events
+            mid = (lo + hi) // 2
+            if times[mid] < cuts[q]:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[q] = lo
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_stably(by_time: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Counting sort of `by_time` by entity code, keeping time order inside each entity."""
+    fill = starts[:-1].copy()
+    order = np.empty(len(by_time), dtype=np.int64)
+    for i in by_time:
+        c = codes[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return order
+
+
 @dataclass(frozen=True)
 class EventIndex:
-    """Events sorted by (entity, time) so "how many before t" is one binary search.
+    """Events sorted by (entity, time), so "how many before t" is a binary search.
 
-    Times are replaced by their rank among the distinct event times: `t < cut` exactly when
-    rank(t) < (distinct event times below cut), so comparisons stay exact to the nanosecond
-    while entity and time pack into one sortable int64.
-    Prefix sums over `weights` then give any window's totals by two lookups.
+    Positions are global (into the sorted events), so prefix sums over any weights in
+    sorted order give an entity's window totals as p[count_before(end)] - p[count_before(start)].
+    Ties in time may come in any order: a cut never falls between equal times.
     """
 
-    order: np.ndarray  # positions of the events in the caller's frame, sorted
-    keys: np.ndarray  # sorted packed (entity code, time rank)
-    times: np.ndarray  # sorted times in ns
-    entity_codes: dict[str, int]
-    distinct_times: np.ndarray
+    order: np.ndarray  # event positions in the caller's frame, in sorted order
+    times: np.ndarray  # event times in sorted order (ns)
+    starts: np.ndarray  # first sorted position of each entity code; one extra at the end
+    entities: pd.Index  # entity value of each code
 
     @classmethod
-    def build(
-        cls,
-        entities: np.ndarray,
-        times_ns: np.ndarray,
-        tiebreak: np.ndarray,
-    ) -> EventIndex:
-        """Index events of `entities` at `times_ns`; ties in time are ordered by `tiebreak`."""
-        codes, uniques = pd.factorize(entities, sort=True)
-        order = np.lexsort((tiebreak, times_ns, codes))
-        distinct_times = np.unique(times_ns)
-        ranks = np.searchsorted(distinct_times, times_ns[order])
-        keys = (codes[order].astype(np.int64) << 32) | ranks
-        entity_codes = {str(u): i for i, u in enumerate(uniques)}
-        return cls(order, keys, times_ns[order], entity_codes, distinct_times)
+    def build(cls, entities: pd.Series | np.ndarray, times_ns: np.ndarray) -> EventIndex:
+        """Index events of `entities` at `times_ns`."""
+        codes, uniques = encode(entities)
+        times_ns = np.asarray(times_ns)
+        by_time = np.argsort(times_ns, kind="stable")  # inputs often come nearly in time order
+        counts = np.bincount(codes, minlength=len(uniques))
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        order = _group_stably(by_time, codes, starts)
+        return cls(order, times_ns[order], starts, uniques)
 
-    def code_of(self, entities: pd.Series) -> np.ndarray:
+    @property
+    def sorted_codes(self) -> np.ndarray:
+        """Entity code of each event in sorted order."""
+        return np.repeat(np.arange(len(self.entities)), np.diff(self.starts))
+
+    def code_of(self, entities: pd.Series | np.ndarray) -> np.ndarray:
         """Entity codes of query rows; -1 where the entity has no event."""
-        return entities.map(self.entity_codes).fillna(-1).to_numpy(dtype=np.int64)
+        return self.entities.get_indexer(pd.Index(np.asarray(entities, dtype=object))).astype(
+            np.int64
+        )
 
-    def count_before(self, codes: np.ndarray, cut_ns: np.ndarray) -> np.ndarray:
-        """Sorted position of the first event of each entity at or after its cut time.
-
-        Subtracting the result for two cut times gives the events in the window between;
-        an entity without events gets 0 everywhere, so its windows are empty.
-        """
-        rank = np.searchsorted(self.distinct_times, cut_ns, side="left")
-        pos = np.searchsorted(self.keys, (np.maximum(codes, 0) << 32) | rank, side="left")
-        return np.where(codes >= 0, pos, 0)
+    def count_before(self, codes: np.ndarray, cut_ns: np.ndarray | int) -> np.ndarray:
+        """Sorted position of each entity's first event at or after its cut (`t < cut` is
+        before it); 0 for an entity without events, so its windows are empty."""
+        cuts = np.broadcast_to(np.asarray(cut_ns, dtype=np.int64), codes.shape)
+        return _first_at_or_after(self.times, self.starts, codes, np.ascontiguousarray(cuts))
 
     def first_of(self, codes: np.ndarray) -> np.ndarray:
         """Sorted position of each entity's first event (0 for an entity without events)."""
-        pos = np.searchsorted(self.keys, np.maximum(codes, 0) << 32, side="left")
-        return np.where(codes >= 0, pos, 0)
+        return np.where(codes >= 0, self.starts[np.maximum(codes, 0)], 0)
 
 
 def prefix_sums(values: np.ndarray) -> np.ndarray:
     """Integer prefix sums with a leading zero row: window total = p[hi] - p[lo], exactly."""
     values = np.asarray(values, dtype=np.int64)
-    shape = (1, *values.shape[1:])
-    return np.concatenate([np.zeros(shape, dtype=np.int64), np.cumsum(values, axis=0)])
+    out = np.zeros((len(values) + 1, *values.shape[1:]), dtype=np.int64)
+    np.cumsum(values, axis=0, out=out[1:])
+    return out

@@ -163,11 +163,14 @@ def loan_applications(loans: pd.DataFrame) -> pd.DataFrame:
     """Each loan as the application it was, at its application time."""
     return pd.DataFrame(
         {
-            "application_id": loans["loan_id"].to_numpy(),
-            "farmer_id": loans["farmer_id"].to_numpy(),
-            "as_of": loans["applied_at"].to_numpy(),
-            "contract_id": loans["contract_id"].to_numpy(),
-            "requested_minor": loans["amount_minor"].to_numpy(dtype=float),
+            "application_id": loans["loan_id"].reset_index(drop=True),
+            "farmer_id": loans["farmer_id"].reset_index(drop=True),
+            "as_of": loans["applied_at"]
+            .dt.tz_convert("UTC")
+            .dt.as_unit("ns")
+            .reset_index(drop=True),
+            "contract_id": loans["contract_id"].reset_index(drop=True),
+            "requested_minor": loans["amount_minor"].astype(float).reset_index(drop=True),
         }
     )
 

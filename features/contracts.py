@@ -56,13 +56,12 @@ def _buyer_record(payments: pd.DataFrame, buyer_ids: pd.Series, as_of: np.ndarra
     unpaid = paid_ns == np.iinfo(np.int64).min
     late = unpaid | (paid_ns > due_ns)
     buyers = payments["buyer_id"].to_numpy()
-    ids = payments["contract_id"].to_numpy()
-    by_due = EventIndex.build(buyers, due_ns, ids)
+    by_due = EventIndex.build(buyers, due_ns)
     p_due = prefix_sums(
         np.stack([np.ones(len(due_ns)), late, late * (due_ns // _S)], axis=1)[by_due.order]
     )
     settled = late & ~unpaid  # late payments that were eventually made
-    by_paid = EventIndex.build(buyers[settled], paid_ns[settled], ids[settled])
+    by_paid = EventIndex.build(buyers[settled], paid_ns[settled])
     late_paid = np.stack([due_ns[settled] // _S, paid_ns[settled] // _S], axis=1)[by_paid.order]
     p_paid = prefix_sums(np.column_stack([np.ones(len(late_paid)), late_paid]))
 
@@ -88,9 +87,7 @@ def _buyer_record(payments: pd.DataFrame, buyer_ids: pd.Series, as_of: np.ndarra
 
 def _market_price(prices: pd.DataFrame, crops: pd.Series, as_of: np.ndarray) -> np.ndarray:
     """Mean market price of each crop over the 28 days before as_of (NaN if none)."""
-    idx = EventIndex.build(
-        prices["crop"].to_numpy(), to_ns(prices["observed_at"]), np.arange(len(prices))
-    )
+    idx = EventIndex.build(prices["crop"], to_ns(prices["observed_at"]))
     p = prefix_sums(
         np.column_stack([np.ones(len(prices)), prices["price_per_kg_minor"].to_numpy()])[idx.order]
     )

@@ -7,10 +7,12 @@ the same way whether farmers come all together or in partitions.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from features.asof import DAY_NS, EventIndex, check_applications, prefix_sums, to_ns
+from features.asof import DAY_NS, EventIndex, check_applications, to_ns
 from features.registry import output_columns
 
 ORDER_COLUMNS = ("order_id", "farmer_id", "customer_id", "placed_at", "amount_minor", "status")
@@ -19,43 +21,111 @@ MONTH_DAYS = 30
 
 # prefix-sum channels (integer weights per order)
 _AMOUNT, _COUNT, _REFUNDED, _CANCELLED, _RATING_TENTHS, _RATED, _NEW_CUSTOMER, _REPEAT = range(8)
+_CHANNELS = 8
 
 
-def _occurrence(pair: np.ndarray) -> np.ndarray:
-    """0 for the first time a value appears in `pair` (in array order), 1 the second, ..."""
-    idx = np.argsort(pair, kind="stable")
-    sorted_pair = pair[idx]
-    start = np.r_[True, sorted_pair[1:] != sorted_pair[:-1]]
-    group_start = np.maximum.accumulate(np.where(start, np.arange(len(pair)), 0))
-    occurrence = np.empty(len(pair), dtype=np.int64)
-    occurrence[idx] = np.arange(len(pair)) - group_start
+@numba.njit(cache=True, nogil=True)
+def _fnv1a(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """64-bit FNV-1a hash of each string of an Arrow string array (offsets, bytes)."""
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for i in range(len(offsets) - 1):
+        h = np.uint64(14695981039346656037)
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
+        out[i] = h
+    return out
+
+
+def _string_hashes(values: pd.Series) -> np.ndarray:
+    """A 64-bit hash per value, read straight from the Arrow buffers (no Python objects)."""
+    arrow = getattr(values.array, "_pa_array", None)
+    if arrow is None:
+        arrow = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
+    array = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+    array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return _fnv1a(offsets, data).view(np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _customer_occurrence(
+    order: np.ndarray, starts: np.ndarray, customers: np.ndarray, completed: np.ndarray
+) -> np.ndarray:
+    """Per sorted order: 0 for a customer's first completed order with that farmer, 1 for
+    the second, ...; -1 for orders not completed. Counted within each farmer's orders."""
+    occurrence = np.full(len(order), -1, dtype=np.int64)
+    for f in range(len(starts) - 1):
+        a, b = starts[f], starts[f + 1]
+        keys = np.empty(b - a, dtype=np.int64)
+        n = 0
+        where = np.empty(b - a, dtype=np.int64)
+        for k in range(a, b):
+            if completed[order[k]]:
+                keys[n] = customers[order[k]]
+                where[n] = k
+                n += 1
+        idx = np.argsort(keys[:n], kind="mergesort")  # stable: time order within a customer
+        run = 0
+        for j in range(n):
+            run = run + 1 if j > 0 and keys[idx[j]] == keys[idx[j - 1]] else 0
+            occurrence[where[idx[j]]] = run
     return occurrence
 
 
-def _weights(orders: pd.DataFrame, index: EventIndex) -> np.ndarray:
-    """Integer weight channels of the orders in index order."""
-    o = orders.iloc[index.order]
-    status = o["status"].to_numpy()
-    completed = status == "completed"
-    rating = o["rating"].to_numpy(dtype=float) if "rating" in o else np.full(len(o), np.nan)
-    rated = completed & ~np.isnan(rating)
-    farmer_codes = index.keys >> 32
-    customer_codes = pd.factorize(o["customer_id"].to_numpy())[0].astype(np.int64)
-    # a customer counts as one of the farmer's from their first completed order
-    pair = np.where(
-        completed, farmer_codes * (customer_codes.max(initial=0) + 1) + customer_codes, -1
+@numba.njit(cache=True, nogil=True)
+def _order_prefix_sums(
+    order: np.ndarray,
+    occurrence: np.ndarray,
+    amount: np.ndarray,
+    rating: np.ndarray,
+    completed: np.ndarray,
+    refunded: np.ndarray,
+    cancelled: np.ndarray,
+) -> np.ndarray:
+    """Prefix sums of the weight channels over the sorted orders, with a leading zero row."""
+    p = np.zeros((len(order) + 1, _CHANNELS), dtype=np.int64)
+    for k in range(len(order)):
+        i = order[k]
+        for c in range(_CHANNELS):
+            p[k + 1, c] = p[k, c]
+        p[k + 1, _COUNT] += 1
+        p[k + 1, _REFUNDED] += refunded[i]
+        p[k + 1, _CANCELLED] += cancelled[i]
+        if completed[i]:
+            p[k + 1, _AMOUNT] += amount[i]
+            if not np.isnan(rating[i]):
+                p[k + 1, _RATING_TENTHS] += np.int64(np.round(rating[i] * 10.0))
+                p[k + 1, _RATED] += 1
+            p[k + 1, _NEW_CUSTOMER] += occurrence[k] == 0
+            p[k + 1, _REPEAT] += occurrence[k] == 1
+    return p
+
+
+def _prefix(orders: pd.DataFrame, index: EventIndex) -> np.ndarray:
+    """Prefix sums of the orders' integer weight channels, in index order."""
+    status = orders["status"]
+    completed = (status == "completed").to_numpy(dtype=bool)
+    rating = (
+        orders["rating"].to_numpy(dtype=float, na_value=np.nan)
+        if "rating" in orders
+        else np.full(len(orders), np.nan)
     )
-    occurrence = _occurrence(pair)
-    w = np.zeros((len(o), 8), dtype=np.int64)
-    w[:, _AMOUNT] = np.where(completed, o["amount_minor"].to_numpy(dtype=np.int64), 0)
-    w[:, _COUNT] = 1
-    w[:, _REFUNDED] = status == "refunded"
-    w[:, _CANCELLED] = status == "cancelled"
-    w[:, _RATING_TENTHS] = np.where(rated, np.round(np.nan_to_num(rating) * 10), 0)
-    w[:, _RATED] = rated
-    w[:, _NEW_CUSTOMER] = completed & (occurrence == 0)
-    w[:, _REPEAT] = completed & (occurrence == 1)
-    return w
+    # Customers are told apart by a 64-bit hash: two of one farmer's customers would have
+    # to collide (odds about 1e-16 per farmer) to be counted as one.
+    occurrence = _customer_occurrence(
+        index.order, index.starts, _string_hashes(orders["customer_id"]), completed
+    )
+    return _order_prefix_sums(
+        index.order,
+        occurrence,
+        orders["amount_minor"].to_numpy(dtype=np.int64),
+        rating,
+        completed,
+        (status == "refunded").to_numpy(dtype=bool),
+        (status == "cancelled").to_numpy(dtype=bool),
+    )
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -80,12 +150,8 @@ def build_order_features(orders: pd.DataFrame, applications: pd.DataFrame) -> pd
     missing = [c for c in ORDER_COLUMNS if c not in orders.columns]
     if missing:
         raise ValueError(f"orders lack column(s) {', '.join(missing)}")
-    index = EventIndex.build(
-        orders["farmer_id"].to_numpy(),
-        to_ns(orders["placed_at"]),
-        orders["order_id"].to_numpy(),
-    )
-    prefix = prefix_sums(_weights(orders, index))
+    index = EventIndex.build(orders["farmer_id"], to_ns(orders["placed_at"]))
+    prefix = _prefix(orders, index)
     codes = index.code_of(applications["farmer_id"])
     as_of = to_ns(applications["as_of"])
 
