@@ -47,6 +47,7 @@ class FieldSet:
     geometry: np.ndarray  # shapely polygons
     crs: CRS
     _by_crs: dict[str, tuple[np.ndarray, shapely.STRtree]] = field(default_factory=dict)
+    _shapes: dict[str, list[dict]] = field(default_factory=dict)
     _layers: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
@@ -68,6 +69,16 @@ class FieldSet:
                 )
             self._by_crs[key] = (geoms, shapely.STRtree(geoms))
         return self._by_crs[key]
+
+    def shapes_in(self, crs: CRS | object, positions: np.ndarray) -> list[dict]:
+        """GeoJSON-like mappings of some polygons in `crs`, built once per CRS: rasterio
+        wants mappings, and making them is most of the cost of burning a scene's fields."""
+        key = CRS.from_user_input(crs).to_wkt()
+        if key not in self._shapes:
+            geoms, _ = self.in_crs(crs)
+            self._shapes[key] = [shapely.geometry.mapping(g) for g in geoms]
+        shapes = self._shapes[key]
+        return [shapes[i] for i in positions.tolist()]
 
     @property
     def layers(self) -> list[np.ndarray]:
@@ -225,7 +236,7 @@ def zonal_stats(scene: Scene, fields: FieldSet, *, green_ndvi: float = GREEN_NDV
         if len(members) == 0:
             continue
         labels = rasterize(
-            zip(geoms[members], range(1, len(members) + 1), strict=True),
+            zip(fields.shapes_in(scene.crs, members), range(1, len(members) + 1), strict=True),
             out_shape=shape,
             transform=window_transform,
             fill=0,
