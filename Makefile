@@ -17,6 +17,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/agricredit simulate --out data/world
 	$(BIN)/agricredit data validate data/world
+	$(BIN)/agricredit features build --data data/world
 
 test: setup
 	$(BIN)/python -m pytest
@@ -29,6 +30,8 @@ fmt: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_zonal.py
+	$(BIN)/python benchmarks/bench_features.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

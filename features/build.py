@@ -23,6 +23,7 @@ from features.errors import TableValidationError
 from features.history import DEFAULT_DPD, build_history_features, loan_settlements
 from features.orders import build_order_features
 from features.registry import FEATURE_NAMES, QUALITY_FLAGS, SOURCES
+from features.report import plot_feature_report
 from features.satellite.pipeline import build_satellite_features
 from features.satellite.seasons import GrowingSeason, county_crop_peaks, field_season_metrics
 from features.satellite.series import build_index_series, polygon_areas_ha
@@ -31,11 +32,12 @@ from features.store import atomic_directory
 
 KEY_COLUMNS = ("application_id", "farmer_id", "as_of", "contract_id")
 FLAG_NAMES = tuple(f.name for f in QUALITY_FLAGS)
-SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE = (
+SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
     "index_series.parquet",
     "training.parquet",
     "snapshot.parquet",
     "manifest.json",
+    "report.png",
 )
 
 
@@ -330,6 +332,7 @@ def write_feature_store(
             },
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        plot_feature_report(series, inputs.fields, training, staging / REPORT_FILE)
     return BuildSummary(
         out=out,
         as_of=when,

@@ -6,22 +6,14 @@ that separates only "the wrong way round" does not count.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from features.build import build_reference, latest_event, load_inputs, training_matrix
 from features.registry import SOURCES, features_of
-from features.simulate.metrics import roc_auc
+from features.report import directed_auc
 
 MIN_AUC = 0.55
-
-
-def directed_auc(defaulted: np.ndarray, values: pd.Series, direction: int) -> float:
-    """AUC of a feature for predicting default, oriented by its declared direction."""
-    filled = values.fillna(values.median()).to_numpy(dtype=float)
-    auc = roc_auc(defaulted, filled)
-    return {1: auc, -1: 1 - auc, 0: max(auc, 1 - auc)}[direction]
 
 
 @pytest.fixture(scope="module")
