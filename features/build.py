@@ -206,7 +206,8 @@ def snapshot_applications(
 def training_matrix(inputs: Inputs, *, reference: Reference, as_of: pd.Timestamp) -> pd.DataFrame:
     """Features of every loan applied for before `as_of`, with its outcome where known.
 
-    A loan's outcome is known at `as_of` once it is 90 days past due; it defaulted when
+    A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
+    defaulted when
     its repayments had not reached the principal by then. Both are rebuilt from
     repayments dated before `as_of`, never from the loans table's current status.
     """
@@ -217,6 +218,7 @@ def training_matrix(inputs: Inputs, *, reference: Reference, as_of: pd.Timestamp
     known = matured < t
     settled = loan_settlements(loans, inputs.repayments)["settled_at"]
     repaid_in_time = before(settled, np.minimum(matured, t))
+    matrix["outcome_at"] = pd.to_datetime(matured, utc=True)
     matrix["outcome_known"] = known
     matrix["defaulted"] = pd.array(np.where(known, ~repaid_in_time, None), dtype="boolean")
     return matrix

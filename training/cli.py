@@ -1,0 +1,105 @@
+"""`agricredit train`, `agricredit promote` and `agricredit models list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from features.registry import SOURCES
+
+
+def _sources(text: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown or not chosen:
+        raise click.BadParameter(
+            f"unknown source(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SOURCES)}",
+            param_hint="--sources",
+        )
+    return chosen
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Data directory; its features/ are built first if missing.",
+)
+@click.option("--experiment", default=None, help="MLflow experiment (default: agricredit).")
+@click.option(
+    "--sources",
+    default=",".join(SOURCES),
+    show_default=True,
+    help="Data sources the model may read, comma-separated.",
+)
+@click.option("--ablate", is_flag=True, help="Also train one nested run per source left out.")
+@click.option("--no-register", is_flag=True, help="Track the run but register no version.")
+def train(
+    data_dir: Path, experiment: str | None, sources: str, ablate: bool, no_register: bool
+) -> None:
+    """Train, calibrate and evaluate the PD model; track it in MLflow and register it."""
+    from training.runner import run_training
+
+    result = run_training(
+        data_dir,
+        sources=_sources(sources),
+        experiment=experiment,
+        ablate=ablate,
+        register=not no_register,
+        echo=click.echo,
+    )
+    if not result.checks_passed:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("version")
+def promote(version: str) -> None:
+    """Make VERSION the champion if it passes the gate; otherwise list what failed."""
+    from training.runner import promote_version
+
+    report = promote_version(version)
+    for check in report.checks:
+        mark = "pass" if check.passed else "FAIL"
+        click.echo(f"  [{mark}] {check.name}: {check.detail}", err=not check.passed)
+    if not report.ok:
+        click.echo(
+            f"version {version} not promoted: {sum(not c.passed for c in report.checks)} "
+            "check(s) failed",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"version {version} is now the champion")
+
+
+@click.group()
+def models() -> None:
+    """Registered model versions."""
+
+
+@models.command("list")
+def list_models() -> None:
+    """Versions with their aliases and test metrics, newest first."""
+    from training.registry import get_client, list_versions
+
+    rows = list_versions(get_client())
+    if not rows:
+        click.echo("no registered versions; run `agricredit train --data DIR`")
+        return
+    click.echo(
+        f"{'version':>7}  {'aliases':<10} {'test AUC':>8} {'ECE':>6} {'/oracle':>7} "
+        f"{'baseline':>8}  run"
+    )
+    for r in rows:
+        ratio = f"{r['auc_over_oracle']:.3f}" if "auc_over_oracle" in r else "-"
+        click.echo(
+            f"{r['version']:>7}  {','.join(r['aliases']) or '-':<10} "
+            f"{r.get('test_auc', float('nan')):8.4f} {r.get('test_ece', float('nan')):6.4f} "
+            f"{ratio:>7} {r.get('baseline_auc', float('nan')):8.4f}  {r['run_id']}"
+        )
+
+
+COMMANDS = (train, promote, models)

@@ -1,0 +1,102 @@
+"""The shell around training: read the data directory, train, track, ablate, promote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from features.build import MANIFEST_FILE, TRAINING_FILE, write_feature_store
+from features.registry import SOURCES
+from training.config import get_training_settings
+from training.gate import GateReport, evaluate_gate
+from training.pipeline import TrainedModel, train_model
+from training.registry import CHAMPION, MODEL_NAME, get_client, get_version, set_champion
+from training.tracking import log_trained_model, use_experiment
+
+AUDIT_COLUMNS = ("county", "gender")
+
+
+def _inputs(
+    data_dir: Path, echo: Callable[[str], None]
+) -> tuple[pd.DataFrame, pd.Series | None, pd.DataFrame]:
+    features_dir = data_dir / "features"
+    if not (features_dir / MANIFEST_FILE).exists():
+        echo(f"no features in {features_dir}; building them first")
+        write_feature_store(data_dir, progress=True)
+    matrix = pd.read_parquet(features_dir / TRAINING_FILE)
+    loans = pd.read_parquet(data_dir / "loans.parquet")
+    oracle = loans.set_index("loan_id")["true_pd"] if "true_pd" in loans else None
+    farmers = pd.read_parquet(data_dir / "farmers.parquet")
+    audit = farmers[["farmer_id", *[c for c in AUDIT_COLUMNS if c in farmers]]]
+    return matrix, oracle, audit
+
+
+def run_training(
+    data_dir: Path,
+    *,
+    sources: tuple[str, ...] = SOURCES,
+    experiment: str | None = None,
+    ablate: bool = False,
+    register: bool = True,
+    echo: Callable[[str], None] = print,
+) -> TrainedModel:
+    """Train on DATA_DIR's features, record the run (and ablations) and register it."""
+    settings = get_training_settings()
+    matrix, oracle, audit = _inputs(Path(data_dir), echo)
+    use_experiment(experiment or settings.experiment, settings)
+    model = train_model(matrix, sources=sources, oracle_pd=oracle, groups=audit)
+    tracked = log_trained_model(model, run_name="+".join(sources), register=register)
+    m = model.metrics
+    echo(
+        f"run {tracked.run_id}: test AUC {m['test_auc']:.4f} (baseline {m['baseline_auc']:.4f}"
+        + (
+            f", oracle {m['oracle_auc']:.4f}, ratio {m['auc_over_oracle']:.3f}"
+            if "oracle_auc" in m
+            else ""
+        )
+        + f"), ECE {m['test_ece']:.4f}, Brier {m['test_brier']:.4f}, KS {m['test_ks']:.3f}"
+    )
+    for check in model.checks:
+        if not check.passed:
+            echo(f"  check FAILED: {check.name}: {check.detail}")
+    if tracked.version:
+        echo(
+            f"registered {MODEL_NAME} version {tracked.version} (model.txt sha256 "
+            f"{tracked.sha256[:16]}...)"
+        )
+    if ablate:
+        with mlflow.start_run(run_id=tracked.run_id):
+            for left_out in sources:
+                kept = tuple(s for s in sources if s != left_out)
+                ablated = train_model(matrix, sources=kept, oracle_pd=oracle, groups=audit)
+                log_trained_model(
+                    ablated, run_name=f"without {left_out}", register=False, nested=True
+                )
+                echo(
+                    f"  without {left_out:<9}: test AUC {ablated.metrics['test_auc']:.4f} "
+                    f"({ablated.metrics['test_auc'] - m['test_auc']:+.4f})"
+                )
+    return model
+
+
+def promote_version(version: str) -> GateReport:
+    """Check VERSION against the gate and the current champion; set the alias if it passes."""
+    client = get_client()
+    candidate = get_version(client, version)
+    metrics = client.get_run(candidate.run_id).data.metrics
+    try:
+        champion = get_version(client, CHAMPION)
+    except LookupError:
+        champion = None
+    champion_metrics = (
+        client.get_run(champion.run_id).data.metrics
+        if champion is not None and champion.version != candidate.version
+        else None
+    )
+    report = evaluate_gate(candidate.version, metrics, champion_metrics)
+    if report.ok:
+        set_champion(client, candidate.version)
+    return report
