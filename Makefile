@@ -18,6 +18,8 @@ demo: setup
 	$(BIN)/agricredit simulate --out data/world
 	$(BIN)/agricredit data validate data/world
 	$(BIN)/agricredit features build --data data/world
+	$(BIN)/agricredit train --data data/world --ablate
+	$(BIN)/agricredit promote latest
 
 test: setup
 	$(BIN)/python -m pytest
@@ -32,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_zonal.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -37,18 +37,44 @@ def _sources(text: str) -> tuple[str, ...]:
 )
 @click.option("--ablate", is_flag=True, help="Also train one nested run per source left out.")
 @click.option("--no-register", is_flag=True, help="Track the run but register no version.")
+@click.option(
+    "--base-points", type=float, default=600.0, show_default=True, help="Score at the base odds."
+)
+@click.option(
+    "--base-odds",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Odds of repaying (to 1) that score the base points.",
+)
+@click.option(
+    "--pdo", type=float, default=20.0, show_default=True, help="Points to double the odds."
+)
 def train(
-    data_dir: Path, experiment: str | None, sources: str, ablate: bool, no_register: bool
+    data_dir: Path,
+    experiment: str | None,
+    sources: str,
+    ablate: bool,
+    no_register: bool,
+    base_points: float,
+    base_odds: float,
+    pdo: float,
 ) -> None:
     """Train, calibrate and evaluate the PD model; track it in MLflow and register it."""
     from training.runner import run_training
+    from training.scaling import ScoreScaler
 
+    try:
+        scaler = ScoreScaler(base_points=base_points, base_odds=base_odds, pdo=pdo)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     result = run_training(
         data_dir,
         sources=_sources(sources),
         experiment=experiment,
         ablate=ablate,
         register=not no_register,
+        scaler=scaler,
         echo=click.echo,
     )
     if not result.checks_passed:
@@ -58,7 +84,8 @@ def train(
 @click.command()
 @click.argument("version")
 def promote(version: str) -> None:
-    """Make VERSION the champion if it passes the gate; otherwise list what failed."""
+    """Make VERSION (a number, or "latest") the champion if it passes the gate; otherwise
+    list what failed."""
     from training.runner import promote_version
 
     report = promote_version(version)
@@ -67,12 +94,12 @@ def promote(version: str) -> None:
         click.echo(f"  [{mark}] {check.name}: {check.detail}", err=not check.passed)
     if not report.ok:
         click.echo(
-            f"version {version} not promoted: {sum(not c.passed for c in report.checks)} "
+            f"version {report.version} not promoted: {sum(not c.passed for c in report.checks)} "
             "check(s) failed",
             err=True,
         )
         raise SystemExit(1)
-    click.echo(f"version {version} is now the champion")
+    click.echo(f"version {report.version} is now the champion")
 
 
 @click.group()

@@ -53,12 +53,17 @@ class LoadedVersion:
 
 
 def get_version(client: MlflowClient, ref: str, *, name: str = MODEL_NAME) -> ModelVersion:
-    """A version by number or alias (e.g. "3" or "champion").
+    """A version by number, alias or "latest" (e.g. "3", "champion", "latest").
 
     Raises:
         LookupError: naming what was not found.
     """
     try:
+        if ref == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise LookupError(f"model {name} has no versions; run `agricredit train` first")
+            ref = str(max(int(v.version) for v in versions))
         if ref.isdigit():
             return client.get_model_version(name, ref)
         return client.get_model_version_by_alias(name, ref)

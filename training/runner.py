@@ -14,6 +14,7 @@ from training.config import get_training_settings
 from training.gate import GateReport, evaluate_gate
 from training.pipeline import TrainedModel, train_model
 from training.registry import CHAMPION, MODEL_NAME, get_client, get_version, set_champion
+from training.scaling import ScoreScaler
 from training.tracking import log_trained_model, use_experiment
 
 AUDIT_COLUMNS = ("county", "gender")
@@ -41,13 +42,14 @@ def run_training(
     experiment: str | None = None,
     ablate: bool = False,
     register: bool = True,
+    scaler: ScoreScaler | None = None,
     echo: Callable[[str], None] = print,
 ) -> TrainedModel:
     """Train on DATA_DIR's features, record the run (and ablations) and register it."""
     settings = get_training_settings()
     matrix, oracle, audit = _inputs(Path(data_dir), echo)
     use_experiment(experiment or settings.experiment, settings)
-    model = train_model(matrix, sources=sources, oracle_pd=oracle, groups=audit)
+    model = train_model(matrix, sources=sources, oracle_pd=oracle, groups=audit, scaler=scaler)
     tracked = log_trained_model(model, run_name="+".join(sources), register=register)
     m = model.metrics
     echo(
