@@ -7,6 +7,7 @@ import logging
 import click
 
 from features.cli import COMMANDS as FEATURE_COMMANDS
+from scoring.service_cli import COMMANDS as SERVICE_COMMANDS
 from training.cli import COMMANDS as TRAINING_COMMANDS
 
 
@@ -19,5 +20,5 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (*FEATURE_COMMANDS, *TRAINING_COMMANDS):
+for command in (*FEATURE_COMMANDS, *TRAINING_COMMANDS, *SERVICE_COMMANDS):
     main.add_command(command)

@@ -1,0 +1,178 @@
+"""The FastAPI app: create_app(settings) builds the service; the lifespan loads data, model,
+policy and ledger once per worker (after any fork: LightGBM and fork do not mix)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from scoring.config import Settings, get_settings
+from scoring.errors import ServiceError
+from scoring.feature_source import FeatureSource
+from scoring.ledger.repo import Ledger
+from scoring.metrics import ServiceMetrics
+from scoring.model_store import ModelStore
+from scoring.policy import load_policy
+from scoring.routes import health, models, score
+from scoring.state import ServiceState
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def _problem(
+    status: int, title: str, detail: str, code: str, request: Request, field: str | None = None
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "field": field,
+        "request_id": request.state.request_id,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def build_state(settings: Settings) -> ServiceState:
+    """Load everything a worker serves from."""
+    ledger = Ledger(settings.ledger_url)
+    ledger.migrate()
+    store = ModelStore(settings.model_ref)
+    served = store.load()
+    metrics = ServiceMetrics()
+    metrics.model.labels(served.name, served.version).set(1)
+    return ServiceState(
+        settings=settings,
+        source=FeatureSource.load(settings.data_dir),
+        models=store,
+        policy=load_policy(settings.policy_path),
+        ledger=ledger,
+        metrics=metrics,
+    )
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413 before they reach a handler."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._refuse(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            return await self.app(scope, counted, send)
+        except _TooLarge:
+            return await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        body = (
+            b'{"title":"Request body too large","status":413,"code":"body_too_large",'
+            b'"detail":"send at most %d bytes"}' % self.limit
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
+    """The service. Pass `state` to serve prepared parts (tests); otherwise the lifespan
+    builds them from `settings`."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = state or build_state(settings)
+        yield
+
+    app = FastAPI(
+        title="agricredit",
+        summary="Order-backed input loans for smallholder farmers: the lender's decision API.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.include_router(score.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        service = getattr(request.app.state, "service", None)
+        if service is not None:
+            service.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+            service.metrics.latency.labels(path, request.method).observe(
+                time.perf_counter() - started
+            )
+        response.headers["x-request-id"] = request.state.request_id
+        return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return _problem(
+            exc.status,
+            exc.code.replace("_", " ").capitalize(),
+            exc.message,
+            exc.code,
+            request,
+            exc.field,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()[:10]
+        )
+        return _problem(422, "Invalid request", detail, "invalid_request", request, where or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
+        log.exception("request %s failed", request.state.request_id)
+        return _problem(
+            500,
+            "Internal error",
+            "the service failed; quote the request id",
+            "internal_error",
+            request,
+        )
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,39 @@
+"""Service settings, from AGRICREDIT_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scoring.policy import DEFAULT_POLICY
+
+
+class Settings(BaseSettings):
+    """Where the data, ledger, policy and model come from, and the request limits.
+
+    `clock`: "data" decides as of just after the latest event in the loaded data (the
+    simulated world and back-tests); "now" decides as of the wall clock (production).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGRICREDIT_", extra="ignore")
+
+    data_dir: Path = Path("data/world")
+    database_url: str | None = None
+    policy_path: Path = DEFAULT_POLICY
+    model_ref: str = "champion"
+    clock: Literal["data", "now"] = "data"
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger database: AGRICREDIT_DATABASE_URL, else SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()

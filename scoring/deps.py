@@ -1,0 +1,33 @@
+"""Dependency aliases: the service state and the caller's key, by role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from scoring.auth import authenticate
+from scoring.ledger.repo import ApiKey
+from scoring.state import ServiceState
+
+
+def get_state(request: Request) -> ServiceState:
+    """The state the lifespan built."""
+    return request.app.state.service
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def _role(*roles: str):
+    def dependency(
+        state: StateDep, authorization: Annotated[str | None, Header()] = None
+    ) -> ApiKey:
+        return authenticate(state.ledger, authorization, allowed=roles)
+
+    return dependency
+
+
+LenderDep = Annotated[ApiKey, Depends(_role("lender"))]
+ScientistDep = Annotated[ApiKey, Depends(_role("scientist"))]
+ReaderDep = Annotated[ApiKey, Depends(_role("lender", "scientist"))]

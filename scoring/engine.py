@@ -1,0 +1,249 @@
+"""From an application to a decision: features, probability, reasons, policy. No HTTP here.
+
+One code path for a single application and for a batch (co-op pre-approval): rows are
+built together and predicted together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.asof import DAY_NS, before, instant_ns, to_ns
+from features.build import build_features
+from features.satellite.seasons import good_observations
+from scoring.errors import InvalidApplicationError, NotFoundError
+from scoring.feature_source import FeatureSource
+from scoring.policy import Case, Decision, Policy, decide
+from scoring.reasons import ModelReason, top_reasons
+from training.artifact import ModelBundle
+
+MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
+
+
+@dataclass(frozen=True)
+class InputLine:
+    """One line of inputs to buy: paid straight to the supplier."""
+
+    supplier_id: str
+    item: str
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application as the lender sends it."""
+
+    application_id: str
+    farmer_id: str
+    contract_id: str
+    requested_minor: int
+    lines: tuple[InputLine, ...]
+
+
+@dataclass
+class Outcome:
+    """Everything decided about one application."""
+
+    application: Application
+    decision: Decision
+    pd: float
+    points: int
+    band: str
+    reasons: list[ModelReason]
+    features: dict[str, float | None]
+    flags: list[str]
+    disbursements: list[dict]
+    as_of: pd.Timestamp
+    extra: dict = field(default_factory=dict)
+
+
+def check_application(app: Application, source: FeatureSource) -> None:
+    """Refuse what cannot be decided, naming the field (404 unknown, 422 inconsistent)."""
+    farmer = source.farmer(app.farmer_id)
+    if farmer is None:
+        raise NotFoundError(f"farmer {app.farmer_id!r} is not known", field="farmer_id")
+    contract = source.contract(app.contract_id)
+    if contract is None:
+        raise NotFoundError(f"contract {app.contract_id!r} is not known", field="contract_id")
+    own = contract["party_type"] == "farmer" and contract["farmer_id"] == app.farmer_id
+    coop = (
+        contract["party_type"] == "coop"
+        and pd.notna(farmer["coop_id"])
+        and contract["coop_id"] == farmer["coop_id"]
+    )
+    if not (own or coop):
+        raise InvalidApplicationError(
+            f"contract {app.contract_id} is not a contract of farmer {app.farmer_id} or "
+            "of their co-op",
+            field="contract_id",
+        )
+    if not 0 < app.requested_minor <= MAX_REQUEST_MINOR:
+        raise InvalidApplicationError(
+            f"requested_minor must be a positive amount of minor units up to "
+            f"{MAX_REQUEST_MINOR}; got {app.requested_minor}",
+            field="requested_minor",
+        )
+    suppliers = source.suppliers.set_index("supplier_id")
+    total = 0
+    for i, line in enumerate(app.lines):
+        where = f"lines[{i}]"
+        if line.supplier_id not in suppliers.index:
+            raise InvalidApplicationError(
+                f"{where}: supplier {line.supplier_id!r} is not known", field=f"{where}.supplier_id"
+            )
+        if not bool(suppliers.loc[line.supplier_id, "approved"]):
+            raise InvalidApplicationError(
+                f"{where}: supplier {line.supplier_id} is not approved for direct payment",
+                field=f"{where}.supplier_id",
+            )
+        if line.amount_minor <= 0:
+            raise InvalidApplicationError(
+                f"{where}: amount_minor must be positive", field=f"{where}.amount_minor"
+            )
+        total += line.amount_minor
+    if app.lines and total != app.requested_minor:
+        raise InvalidApplicationError(
+            f"the lines add up to {total} but requested_minor is {app.requested_minor}",
+            field="lines",
+        )
+
+
+def _case_inputs(
+    source: FeatureSource, apps: list[Application], rows: pd.DataFrame, as_of: pd.Timestamp
+) -> list[dict]:
+    """Per application, what the policy needs besides the model's output."""
+    t = instant_ns(as_of)
+    inputs = source.inputs
+    loans = inputs.loans
+    settled_at = loans["loan_id"].map(source.settlements)
+    outstanding = loans[before(loans["applied_at"], t) & ~before(settled_at, t)]
+    obs = good_observations(inputs.series)
+    obs = obs[before(obs["acquired_at"], t)]
+    last_scene = obs.groupby("field_id")["acquired_at"].max()
+    out = []
+    for app, (_, row) in zip(apps, rows.iterrows(), strict=True):
+        contract = source.contract(app.contract_id)
+        mine = outstanding[outstanding["farmer_id"] == app.farmer_id]
+        due_ns = to_ns(mine["due_at"])
+        arrears = np.maximum((t - due_ns) / DAY_NS, 0).max(initial=0.0)
+        drawn = mine.loc[mine["contract_id"] == app.contract_id, "amount_minor"].sum()
+        fields = inputs.fields[inputs.fields["farmer_id"] == app.farmer_id]
+        crop_fields = fields[fields["crop"] == contract["crop"]]
+        seen = last_scene.reindex(fields["field_id"]).dropna()
+        ratio = row["sat_last_cultivated_ratio"]
+        out.append(
+            {
+                "crop": contract["crop"],
+                "delivery_end": contract["delivery_end"],
+                "drawn": float(drawn),
+                "arrears": float(arrears),
+                "verified_ha": None
+                if pd.isna(ratio)
+                else float(ratio * crop_fields["declared_area_ha"].sum()),
+                "cultivated_ratio": None if pd.isna(ratio) else float(ratio),
+                "days_since_scene": None
+                if seen.empty
+                else (as_of - seen.max()).total_seconds() / 86_400,
+            }
+        )
+    return out
+
+
+def evaluate_applications(
+    apps: list[Application],
+    *,
+    source: FeatureSource,
+    model: ModelBundle,
+    policy: Policy,
+    as_of: pd.Timestamp,
+    reasons_for: str = "declined_or_referred",
+) -> list[Outcome]:
+    """Decide a batch of (already checked) applications at `as_of`, vectorised.
+
+    `reasons_for` = "all" computes contributions for every row; by default only rows that
+    are not approved get them (contributions cost far more than predictions).
+    """
+    frame = pd.DataFrame(
+        {
+            "application_id": [a.application_id for a in apps],
+            "farmer_id": [a.farmer_id for a in apps],
+            "as_of": pd.array([as_of] * len(apps), dtype="datetime64[ns, UTC]"),
+            "contract_id": [a.contract_id for a in apps],
+            "requested_minor": [float(a.requested_minor) for a in apps],
+        }
+    )
+    inputs = source.for_farmers(sorted({a.farmer_id for a in apps}))
+    rows = build_features(inputs, frame, reference=source.reference)
+    pd_ = model.predict_pd(rows)
+    points = model.scaler.points(pd_)
+    bands = model.scaler.band(pd_)
+    extras = _case_inputs(source, apps, rows, as_of)
+    grades = source.inputs.buyers.set_index("buyer_id")["grade"]
+    decisions = []
+    for i, app in enumerate(apps):
+        row, x = rows.iloc[i], extras[i]
+        contract = source.contract(app.contract_id)
+        contract_open = not (row["dq_no_contract"] or row["dq_contract_not_open"])
+        case = Case(
+            requested_minor=app.requested_minor,
+            pd=float(pd_[i]),
+            band=str(bands[i]),
+            crop=x["crop"],
+            contract_open=contract_open,
+            delivery_end=x["delivery_end"],
+            buyer_grade=grades.get(contract["buyer_id"]),
+            receivable_minor=float(np.nan_to_num(row["contract_receivable_minor"])),
+            drawn_on_contract_minor=x["drawn"],
+            verified_cultivated_ha=x["verified_ha"],
+            cultivated_ratio=x["cultivated_ratio"],
+            days_since_last_scene=x["days_since_scene"],
+            arrears_days=x["arrears"],
+            as_of=as_of,
+        )
+        decisions.append(decide(case, policy))
+    needs = [i for i, d in enumerate(decisions) if reasons_for == "all" or d.decision != "approve"]
+    contrib = model.contributions(rows.iloc[needs]) if needs else np.zeros((0, 0))
+    by_row = dict(zip(needs, contrib, strict=True))
+    flags = [c for c in rows.columns if c.startswith("dq_")]
+    outcomes = []
+    for i, app in enumerate(apps):
+        d = decisions[i]
+        row = rows.iloc[i]
+        reasons = top_reasons(model.feature_names, by_row[i]) if i in by_row else []
+        outcomes.append(
+            Outcome(
+                application=app,
+                decision=d,
+                pd=float(pd_[i]),
+                points=int(points[i]),
+                band=str(bands[i]),
+                reasons=reasons,
+                features={
+                    n: (None if pd.isna(row[n]) else float(row[n])) for n in model.feature_names
+                },
+                flags=[f for f in flags if bool(row[f])],
+                disbursements=_disburse(app, d.limit_minor) if d.decision == "approve" else [],
+                as_of=as_of,
+            )
+        )
+    return outcomes
+
+
+def _disburse(app: Application, limit: int) -> list[dict]:
+    """Payments to the suppliers, in line order, never above the limit in total."""
+    left, out = limit, []
+    for line in app.lines:
+        amount = min(line.amount_minor, left)
+        if amount > 0:
+            out.append(
+                {
+                    "payee_supplier_id": line.supplier_id,
+                    "item": line.item,
+                    "amount_minor": int(amount),
+                }
+            )
+        left -= amount
+    return out

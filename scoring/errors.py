@@ -1,0 +1,45 @@
+"""Domain errors of the service and how each becomes an HTTP problem (RFC 9457)."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An error the client can act on: HTTP status, a stable code and a clear message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFoundError(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidApplicationError(ServiceError):
+    status = 422
+    code = "invalid_application"
+
+
+class IdempotencyConflictError(ServiceError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class UnauthorizedError(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class NotReadyError(ServiceError):
+    status = 503
+    code = "not_ready"

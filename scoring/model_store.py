@@ -1,0 +1,44 @@
+"""The champion in memory: loaded once per worker, swapped whole on reload, so every request
+sees exactly one model version from start to end."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from training.artifact import ModelBundle
+from training.registry import MODEL_NAME, get_client, load_version
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model version as served."""
+
+    bundle: ModelBundle
+    name: str
+    version: str
+    run_id: str
+
+
+class ModelStore:
+    """Holds the current ServedModel; `current` is read without locks (one reference)."""
+
+    def __init__(self, ref: str = "champion") -> None:
+        self.ref = ref
+        self._current: ServedModel | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> ServedModel | None:
+        """The model requests should use, or None before the first load."""
+        return self._current
+
+    def load(self) -> ServedModel:
+        """Load the version the reference points at now and make it current."""
+        with self._lock:  # one reload at a time; readers keep the old one meanwhile
+            loaded = load_version(get_client(), self.ref)
+            served = ServedModel(
+                loaded.bundle, MODEL_NAME, str(loaded.version.version), loaded.version.run_id or ""
+            )
+            self._current = served
+            return served

@@ -1,0 +1,33 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def read_health() -> dict:
+    """The process is alive (touches nothing else)."""
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+def read_ready(request: Request) -> JSONResponse:
+    """Model loaded and ledger reachable: ready for traffic."""
+    state = getattr(request.app.state, "service", None)
+    model = state is not None and state.models.current is not None
+    ledger = state is not None and state.ledger.ping()
+    body = {"model_loaded": model, "ledger_reachable": ledger}
+    return JSONResponse(body, status_code=200 if model and ledger else 503)
+
+
+@router.get("/metrics")
+def read_metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return Response(
+        generate_latest(request.app.state.service.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -1,0 +1,118 @@
+"""Request and response bodies of the API, with examples that work on the demo world."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_AMOUNT = 10**12
+Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class InputLinePublic(BaseModel):
+    """One line of inputs, paid straight to an approved supplier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    supplier_id: str = Id
+    item: str = Field(min_length=1, max_length=200)
+    amount_minor: int = Field(gt=0, le=MAX_AMOUNT)
+
+
+class ScoreRequest(BaseModel):
+    """An application for an input loan against a purchase contract."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": "APP-2026-0001",
+                    "farmer_id": "F0000",
+                    "contract_id": "K2287",
+                    "requested_minor": 1500000,
+                    "inputs": [
+                        {
+                            "supplier_id": "S002",
+                            "item": "hybrid maize seed",
+                            "amount_minor": 900000,
+                        },
+                        {"supplier_id": "S003", "item": "NPK fertiliser", "amount_minor": 600000},
+                    ],
+                }
+            ]
+        },
+    )
+
+    application_id: str | None = Field(default=None, min_length=1, max_length=100)
+    farmer_id: str = Id
+    contract_id: str = Id
+    requested_minor: int = Field(gt=0, le=MAX_AMOUNT)
+    inputs: list[InputLinePublic] = Field(min_length=1, max_length=50)
+
+
+class ReasonPublic(BaseModel):
+    """Why: a code, the sentence shown to the farmer and, for model reasons, the feature's
+    contribution to the log-odds of default."""
+
+    code: str
+    text: str
+    contribution: float | None = None
+
+
+class DisbursementPublic(BaseModel):
+    """A payment to make: to the supplier, never to the farmer."""
+
+    payee_supplier_id: str
+    item: str
+    amount_minor: int
+
+
+class ModelPublic(BaseModel):
+    """The model version that decided."""
+
+    name: str
+    version: str
+
+
+class ScoreResponse(BaseModel):
+    """The decision on an application."""
+
+    decision_id: str
+    application_id: str
+    decision: Literal["approve", "refer", "decline"]
+    probability_of_default: float
+    score: int
+    band: str
+    limit_minor: int
+    annual_rate: float | None
+    due_at: str | None
+    disbursements: list[DisbursementPublic]
+    reasons: list[ReasonPublic]
+    model: ModelPublic
+    policy_version: str
+    features_as_of: str
+    data_quality_flags: list[str]
+
+
+class ChampionPublic(BaseModel):
+    """The model being served."""
+
+    name: str
+    version: str
+    run_id: str
+    sha256: str
+    features: list[str]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    request_id: str | None = None
