@@ -151,7 +151,7 @@ def applicant_contracts(
     apps = applications[["application_id", "farmer_id", "as_of"]].assign(
         contract_id=applications.get("contract_id", none).to_numpy(),
         requested_minor=pd.to_numeric(applications.get("requested_minor", np.nan)),
-        coop_id=applications["farmer_id"].map(coop_of).to_numpy(),
+        coop_id=applications["farmer_id"].map(coop_of).astype("string").to_numpy(),
     )
     apps = apps.reset_index(drop=True)
     as_of = to_ns(apps["as_of"])

@@ -30,7 +30,7 @@ def loan_settlements(loans: pd.DataFrame, repayments: pd.DataFrame) -> pd.DataFr
     return pd.DataFrame(
         {
             "loan_id": loans["loan_id"].to_numpy(),
-            "settled_at": loans["loan_id"].map(settled).to_numpy(),
+            "settled_at": settled.reindex(loans["loan_id"].to_numpy()).to_numpy(),
         }
     )
 

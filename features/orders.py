@@ -174,8 +174,9 @@ def build_order_features(orders: pd.DataFrame, applications: pd.DataFrame) -> pd
     quarters = months[:, :-2] + months[:, 1:-1] + months[:, 2:]
     with np.errstate(invalid="ignore"):
         volatility = _ratio(months.std(axis=1), months.mean(axis=1))
-    first_at = np.where(seen, index.times[np.minimum(first, len(index.times) - 1)], 0)
-    last_at = np.where(seen, index.times[np.maximum(end - 1, 0)], 0)
+    times = index.times if len(index.times) else np.zeros(1, dtype=np.int64)  # no orders at all
+    first_at = np.where(seen, times[np.minimum(first, len(times) - 1)], 0)
+    last_at = np.where(seen, times[np.maximum(end - 1, 0)], 0)
     columns = {
         "orders_amount_30d": w30[:, _AMOUNT],
         "orders_amount_90d": w90[:, _AMOUNT],

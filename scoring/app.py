@@ -115,6 +115,8 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = state or build_state(settings)
         yield
+        if state is None:
+            app.state.service.ledger.close()
 
     app = FastAPI(
         title="agricredit",

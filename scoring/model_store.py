@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from training.artifact import ModelBundle
+from training.config import TrainingSettings
 from training.registry import MODEL_NAME, get_client, load_version
 
 
@@ -23,8 +24,9 @@ class ServedModel:
 class ModelStore:
     """Holds the current ServedModel; `current` is read without locks (one reference)."""
 
-    def __init__(self, ref: str = "champion") -> None:
+    def __init__(self, ref: str = "champion", settings: TrainingSettings | None = None) -> None:
         self.ref = ref
+        self.settings = settings
         self._current: ServedModel | None = None
         self._lock = threading.Lock()
 
@@ -36,7 +38,7 @@ class ModelStore:
     def load(self) -> ServedModel:
         """Load the version the reference points at now and make it current."""
         with self._lock:  # one reload at a time; readers keep the old one meanwhile
-            loaded = load_version(get_client(), self.ref)
+            loaded = load_version(get_client(self.settings), self.ref)
             served = ServedModel(
                 loaded.bundle, MODEL_NAME, str(loaded.version.version), loaded.version.run_id or ""
             )

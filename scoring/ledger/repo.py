@@ -89,6 +89,10 @@ class Ledger:
                 return
             conn.commit()
 
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
     def ping(self) -> bool:
         """True when the database answers."""
         try:

@@ -41,9 +41,18 @@ def test_build_as_of_an_earlier_time_sees_only_what_was_known(tiny_world, tmp_pa
 
     result = CliRunner().invoke(
         main,
-        ["features", "build", "--data", str(tiny_world), "--out", str(out), "--as-of",
-         "2023-06-01T00:00Z", "--quiet"],
-    )  # fmt: skip
+        [
+            "features",
+            "build",
+            "--data",
+            str(tiny_world),
+            "--out",
+            str(out),
+            "--as-of",
+            "2023-06-01T00:00Z",
+            "--quiet",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     training = pd.read_parquet(out / "training.parquet")
@@ -79,9 +88,10 @@ def test_farmer_without_shop_contract_or_clear_scene_gets_flags_not_a_crash(tiny
         series=tiny_inputs.series[~tiny_inputs.series["field_id"].isin(fields)],
     )
     apps = snapshot_applications(
-        inputs.farmers[inputs.farmers["farmer_id"] == farmer], inputs.contracts,
+        inputs.farmers[inputs.farmers["farmer_id"] == farmer],
+        inputs.contracts,
         pd.Timestamp("2024-04-01T00:00Z"),
-    ).assign(contract_id=None)  # fmt: skip
+    ).assign(contract_id=None)
 
     row = build_features(inputs, apps, reference=build_reference(inputs)).iloc[0]
 
@@ -89,3 +99,26 @@ def test_farmer_without_shop_contract_or_clear_scene_gets_flags_not_a_crash(tiny
     assert pd.isna(row["orders_amount_90d"]) and pd.isna(row["sat_last_peak_ndvi"])
     assert pd.isna(row["contract_receivable_minor"])
     assert row["history_prior_loans"] >= 0
+
+
+def test_inputs_with_no_rows_at_all_give_missing_values_and_flags(tiny_inputs):
+    from features.build import restrict_to_farmers
+
+    empty = restrict_to_farmers(tiny_inputs, ["nobody"])
+    apps = pd.DataFrame(
+        {
+            "application_id": ["a"],
+            "farmer_id": ["nobody"],
+            "as_of": pd.array([pd.Timestamp("2024-03-01T00:00Z")], dtype="datetime64[ns, UTC]"),
+            "contract_id": [None],
+            "requested_minor": [1e6],
+        }
+    )
+
+    row = build_features(empty, apps, reference=build_reference(tiny_inputs)).iloc[0]
+
+    flags = [c for c in row.index if c.startswith("dq_") and c != "dq_contract_not_open"]
+    assert row[flags].all() and not row["dq_contract_not_open"]  # no contract at all
+    assert (
+        row[["orders_amount_30d", "contract_receivable_minor", "sat_last_peak_ndvi"]].isna().all()
+    )

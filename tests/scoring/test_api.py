@@ -1,0 +1,217 @@
+"""The decision API in process: decisions, idempotency, roles, bad input, operations."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from scoring.feature_source import FeatureSource
+from tests.scoring.conftest import bearer
+
+
+def applications(source: FeatureSource, served_world, n: int = 20) -> list[dict]:
+    """Bodies for farmers with a contract open at the data's as-of time."""
+    snap = pd.read_parquet(served_world / "features" / "snapshot.parquet")
+    snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")]
+    supplier = source.suppliers.loc[source.suppliers["approved"], "supplier_id"].iloc[0]
+    return [
+        {
+            "farmer_id": r.farmer_id,
+            "contract_id": r.contract_id,
+            "requested_minor": 800_000,
+            "inputs": [{"supplier_id": supplier, "item": "seed", "amount_minor": 800_000}],
+        }
+        for r in snap.head(n).itertuples()
+    ]
+
+
+@pytest.fixture
+def body(source, served) -> dict:
+    return applications(source, served.world, 1)[0]
+
+
+def test_score_answers_with_a_decision_naming_model_policy_and_as_of(client, state, body):
+    response = client.post("/v1/score", json=body, headers=bearer(state))
+
+    assert response.status_code == 200, response.text
+    d = response.json()
+    assert d["decision"] in {"approve", "refer", "decline"}
+    assert 0 < d["probability_of_default"] < 1 and d["band"] in "ABCDE"
+    assert d["model"] == {"name": "agricredit-pd", "version": state.models.current.version}
+    assert d["policy_version"] == state.policy.version
+    assert d["features_as_of"] == state.source.data_as_of.isoformat()
+    assert len(d["reasons"]) <= 4
+    assert sum(p["amount_minor"] for p in d["disbursements"]) <= d["limit_minor"]
+    if d["decision"] == "approve":
+        assert d["disbursements"] and d["due_at"] and d["annual_rate"]
+    else:
+        assert d["disbursements"] == [] and d["reasons"]
+    assert state.ledger.count() == 1
+
+
+def test_every_outcome_is_reachable_and_declines_explain_themselves(client, state, source, served):
+    headers = bearer(state)
+    decisions = [
+        client.post("/v1/score", json=b, headers=headers).json()
+        for b in applications(source, served.world, 40)
+    ]
+
+    outcomes = {d["decision"] for d in decisions}
+    assert {"approve", "decline"} <= outcomes
+    for d in decisions:
+        if d["decision"] != "approve":
+            assert d["reasons"] and all(r["text"].endswith(".") for r in d["reasons"])
+
+
+def test_same_idempotency_key_and_body_returns_the_stored_decision_once(client, state, body):
+    headers = bearer(state) | {"Idempotency-Key": "order-42"}
+
+    first = client.post("/v1/score", json=body, headers=headers)
+    again = client.post("/v1/score", json=body, headers=headers)
+
+    assert first.json()["decision_id"] == again.json()["decision_id"]
+    assert state.ledger.count() == 1
+
+
+def test_same_idempotency_key_with_another_body_is_422_and_writes_nothing(client, state, body):
+    headers = bearer(state) | {"Idempotency-Key": "order-43"}
+    client.post("/v1/score", json=body, headers=headers)
+    other = body | {
+        "requested_minor": 500_000,
+        "inputs": [body["inputs"][0] | {"amount_minor": 500_000}],
+    }
+
+    response = client.post("/v1/score", json=other, headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert state.ledger.count() == 1
+
+
+def _bad(body: dict, **changes) -> dict:
+    return body | changes
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        (lambda b: _bad(b, farmer_id="F-NOBODY"), 404, "farmer_id"),
+        (lambda b: _bad(b, contract_id="K-NONE"), 404, "contract_id"),
+        (lambda b: _bad(b, requested_minor=-5), 422, "requested_minor"),
+        (lambda b: _bad(b, requested_minor=10**15), 422, "requested_minor"),
+        (
+            lambda b: _bad(b, inputs=[b["inputs"][0] | {"supplier_id": "S-NONE"}]),
+            422,
+            "lines[0].supplier_id",
+        ),
+        (lambda b: _bad(b, inputs=[]), 422, "inputs"),
+        (lambda b: _bad(b, surprise=1), 422, "surprise"),
+        (lambda b: {k: v for k, v in b.items() if k != "farmer_id"}, 422, "farmer_id"),
+        (lambda b: _bad(b, farmer_id="F0' OR 1=1 --"), 422, "farmer_id"),
+    ],
+    ids=[
+        "unknown_farmer",
+        "unknown_contract",
+        "negative",
+        "absurd",
+        "unknown_supplier",
+        "no_inputs",
+        "unknown_field",
+        "missing_field",
+        "injection",
+    ],
+)
+def test_bad_input_gets_a_4xx_problem_naming_the_field_and_writes_nothing(
+    client, state, body, change, status, field
+):
+    response = client.post("/v1/score", json=change(body), headers=bearer(state))
+
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert problem["field"] == field and problem["request_id"]
+    assert state.ledger.count() == 0
+
+
+def test_contract_of_another_farmer_is_refused(client, state, source, served):
+    first, second = applications(source, served.world, 40)[:2]
+    if first["contract_id"] == second["contract_id"]:
+        pytest.skip("both farmers share a co-op contract")
+
+    response = client.post(
+        "/v1/score", json=first | {"contract_id": second["contract_id"]}, headers=bearer(state)
+    )
+
+    assert response.status_code in (422,) and response.json()["field"] == "contract_id"
+
+
+def test_malformed_json_and_oversized_bodies_are_refused_not_crashed(client, state):
+    headers = bearer(state) | {"content-type": "application/json"}
+
+    broken = client.post("/v1/score", content=b"{not json", headers=headers)
+    huge = client.post("/v1/score", content=b'{"x":"' + b"a" * 100_000 + b'"}', headers=headers)
+
+    assert broken.status_code == 422
+    assert huge.status_code == 413
+
+
+def test_keys_roles_and_revocation(client, state, body):
+    assert client.post("/v1/score", json=body).status_code == 401
+    assert (
+        client.post(
+            "/v1/score", json=body, headers={"Authorization": "Bearer agk_wrong"}
+        ).status_code
+        == 401
+    )
+    coop = bearer(state, "coop", coop_id="C000")
+    assert client.post("/v1/score", json=body, headers=coop).status_code == 403
+    key_id, secret = __import__("scoring.auth", fromlist=["create_key"]).create_key(
+        state.ledger, role="lender", name="to revoke"
+    )
+    assert state.ledger.revoke_key(key_id)
+    revoked = client.post("/v1/score", json=body, headers={"Authorization": f"Bearer {secret}"})
+    assert revoked.status_code == 401
+
+
+def test_a_decision_is_readable_by_its_lender_only(client, state, body):
+    mine, other = bearer(state), bearer(state)
+    decision_id = client.post("/v1/score", json=body, headers=mine).json()["decision_id"]
+
+    assert (
+        client.get(f"/v1/decisions/{decision_id}", headers=mine).json()["decision_id"]
+        == decision_id
+    )
+    assert client.get(f"/v1/decisions/{decision_id}", headers=other).status_code == 404
+    assert client.get("/v1/decisions/nope", headers=mine).status_code == 404
+
+
+def test_health_readiness_metrics_and_champion(client, state, body):
+    client.post("/v1/score", json=body, headers=bearer(state))
+
+    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/readyz").json() == {"model_loaded": True, "ledger_reachable": True}
+    metrics = client.get("/metrics").text
+    assert 'agricredit_requests_total{method="POST",route="/v1/score",status="200"} 1.0' in metrics
+    assert (
+        "agricredit_decisions_total" in metrics and "agricredit_request_seconds_bucket" in metrics
+    )
+    champion = client.get("/v1/models/champion", headers=bearer(state, "scientist")).json()
+    assert champion["sha256"] == state.models.current.bundle.sha256
+    assert client.post("/v1/models/reload", headers=bearer(state)).status_code == 403
+    assert client.post("/v1/models/reload", headers=bearer(state, "scientist")).status_code == 200
+
+
+def test_openapi_documents_every_route_with_a_working_example(client):
+    spec = client.get("/openapi.json").json()
+
+    paths = set(spec["paths"])
+    assert {
+        "/v1/score",
+        "/v1/decisions/{decision_id}",
+        "/v1/models/champion",
+        "/v1/models/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= paths
+    assert spec["components"]["schemas"]["ScoreRequest"]["examples"][0]["farmer_id"] == "F0000"
