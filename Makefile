@@ -20,6 +20,10 @@ demo: setup
 	$(BIN)/agricredit features build --data data/world
 	$(BIN)/agricredit train --data data/world --ablate
 	$(BIN)/agricredit promote latest
+	@echo "lender API key for the demo (shown once):"
+	@$(BIN)/agricredit keys create --role lender --name demo | sed -n 2p
+	@echo "serving on http://127.0.0.1:8000 (docs: /docs); Ctrl-C stops it"
+	$(BIN)/agricredit serve --data data/world --host 127.0.0.1 --port 8000
 
 test: setup
 	$(BIN)/python -m pytest

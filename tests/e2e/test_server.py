@@ -1,0 +1,120 @@
+"""A real uvicorn server on loopback: decisions over HTTP, a race on one Idempotency-Key,
+a model reload under load, and the ledger verified afterwards."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from scoring.auth import create_key
+from scoring.ledger.repo import Ledger
+from tests.scoring.test_api import applications
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(served, tmp_path):
+    port = _free_port()
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    book = Ledger(ledger_url)
+    book.migrate()
+    _, lender = create_key(book, role="lender", name="e2e")
+    _, scientist = create_key(book, role="scientist", name="e2e")
+    book.close()
+    env = os.environ | {
+        "AGRICREDIT_DATA_DIR": str(served.world),
+        "AGRICREDIT_DATABASE_URL": ledger_url,
+        "AGRICREDIT_TRACKING_URI": served.training.tracking_uri,
+        "AGRICREDIT_ARTIFACT_ROOT": str(served.training.artifact_root),
+    }
+    cli = str(Path(sys.executable).parent / "agricredit")
+    proc = subprocess.Popen(
+        [cli, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not become ready: {proc.stdout.read().decode()[-2000:]}")
+    yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
+    proc.terminate()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+
+
+def test_server_decides_over_http_and_one_key_racing_makes_one_decision(server, source, served):
+    base, keys, ledger_url, _ = server
+    body = applications(source, served.world, 1)[0]
+    headers = {"Authorization": f"Bearer {keys['lender']}", "Idempotency-Key": "race-1"}
+
+    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(8) as pool:
+        responses = list(
+            pool.map(lambda _: client.post("/v1/score", json=body, headers=headers), range(8))
+        )
+    ids = {r.json()["decision_id"] for r in responses}
+
+    assert all(r.status_code == 200 for r in responses)
+    assert len(ids) == 1
+    book = Ledger(ledger_url)
+    assert book.count() == 1 and book.verify().ok
+    book.close()
+
+
+def test_reload_under_load_answers_every_request_with_one_version(server, source, served):
+    base, keys, _, _ = server
+    bodies = applications(source, served.world, 10)
+    lender = {"Authorization": f"Bearer {keys['lender']}"}
+
+    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client.post, "/v1/score", json=b, headers=lender) for b in bodies]
+        reload = client.post(
+            "/v1/models/reload", headers={"Authorization": f"Bearer {keys['scientist']}"}
+        )
+        responses = [f.result() for f in futures]
+
+    assert reload.status_code == 200
+    assert all(r.status_code == 200 for r in responses)
+    assert {r.json()["model"]["version"] for r in responses} == {reload.json()["version"]}
+
+
+def test_ledger_verify_command_checks_what_the_server_wrote(server, source, served, monkeypatch):
+    base, keys, ledger_url, _ = server
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for body in applications(source, served.world, 3):
+            client.post(
+                "/v1/score", json=body, headers={"Authorization": f"Bearer {keys['lender']}"}
+            )
+    from scoring.cli import main
+    from scoring.config import get_settings
+
+    monkeypatch.setenv("AGRICREDIT_DATABASE_URL", ledger_url)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["ledger", "verify"])
+    get_settings.cache_clear()
+
+    assert result.exit_code == 0 and "ledger intact: 3 rows" in result.output
