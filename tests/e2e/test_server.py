@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from scoring.auth import create_key
 from scoring.ledger.repo import Ledger
+from tests.scoring.conftest import fresh_postgres_url
 from tests.scoring.test_api import applications
 
 pytestmark = pytest.mark.e2e
@@ -28,10 +29,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(served, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request, served, tmp_path):
     port = _free_port()
-    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger_url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else fresh_postgres_url()
+    )
     book = Ledger(ledger_url)
     book.migrate()
     _, lender = create_key(book, role="lender", name="e2e")
@@ -67,14 +70,14 @@ def server(served, tmp_path):
     proc.stdout.close()
 
 
-def test_server_decides_over_http_and_one_key_racing_makes_one_decision(server, source, served):
+def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, source, served):
     base, keys, ledger_url, _ = server
     body = applications(source, served.world, 1)[0]
     headers = {"Authorization": f"Bearer {keys['lender']}", "Idempotency-Key": "race-1"}
 
-    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(8) as pool:
+    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(16) as pool:
         responses = list(
-            pool.map(lambda _: client.post("/v1/score", json=body, headers=headers), range(8))
+            pool.map(lambda _: client.post("/v1/score", json=body, headers=headers), range(100))
         )
     ids = {r.json()["decision_id"] for r in responses}
 
@@ -83,6 +86,21 @@ def test_server_decides_over_http_and_one_key_racing_makes_one_decision(server, 
     book = Ledger(ledger_url)
     assert book.count() == 1 and book.verify().ok
     book.close()
+
+
+def test_server_approves_and_declines_with_reasons_over_http(server, source, served):
+    base, keys, _, _ = server
+    lender = {"Authorization": f"Bearer {keys['lender']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        decisions = [
+            client.post("/v1/score", json=b, headers=lender).json()
+            for b in applications(source, served.world, 40)
+        ]
+
+    assert {"approve", "decline"} <= {d["decision"] for d in decisions}
+    assert all(d["reasons"] for d in decisions if d["decision"] != "approve")
+    codes = {r["code"] for d in decisions for r in d["reasons"]}
+    assert codes & {"FIELD_NOT_CULTIVATED", "BUYER_SUSPENDED", "LOAN_IN_ARREARS", "IMAGERY_MISSING"}
 
 
 def test_reload_under_load_answers_every_request_with_one_version(server, source, served):
