@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint fmt bench clean
 
+DEMO_BODY := {"farmer_id":"F0000","contract_id":"K2287","requested_minor":1500000,"inputs":[{"supplier_id":"S002","item":"hybrid maize seed","amount_minor":900000},{"supplier_id":"S003","item":"NPK fertiliser","amount_minor":600000}]}
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,9 +22,13 @@ demo: setup
 	$(BIN)/agricredit features build --data data/world
 	$(BIN)/agricredit train --data data/world --ablate
 	$(BIN)/agricredit promote latest
-	@echo "lender API key for the demo (shown once):"
-	@$(BIN)/agricredit keys create --role lender --name demo | sed -n 2p
-	@echo "serving on http://127.0.0.1:8000 (docs: /docs); Ctrl-C stops it"
+	@KEY=$$($(BIN)/agricredit keys create --role lender --name demo | sed -n 2p); \
+	echo "lender API key for the demo (shown once): $$KEY"; \
+	echo "try, once the server below says it is running:"; \
+	echo "  curl -s -X POST http://127.0.0.1:8000/v1/score -H 'Authorization: Bearer '$$KEY \\"; \
+	echo "    -H 'Idempotency-Key: demo-1' -H 'content-type: application/json' \\"; \
+	echo "    -d '"'$(DEMO_BODY)'"'"; \
+	echo "API docs: http://127.0.0.1:8000/docs"
 	$(BIN)/agricredit serve --data data/world --host 127.0.0.1 --port 8000
 
 test: setup

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.asof import DAY_NS, before, instant_ns, to_ns
+from features.asof import DAY_NS, instant_ns, to_ns
 from features.build import build_features
-from features.satellite.seasons import good_observations
 from scoring.errors import InvalidApplicationError, NotFoundError
 from scoring.feature_source import FeatureSource
 from scoring.policy import Case, Decision, Policy, decide
@@ -116,40 +115,84 @@ def _case_inputs(
 ) -> list[dict]:
     """Per application, what the policy needs besides the model's output."""
     t = instant_ns(as_of)
-    inputs = source.inputs
-    loans = inputs.loans
-    settled_at = loans["loan_id"].map(source.settlements)
-    outstanding = loans[before(loans["applied_at"], t) & ~before(settled_at, t)]
-    obs = good_observations(inputs.series)
-    obs = obs[before(obs["acquired_at"], t)]
-    last_scene = obs.groupby("field_id")["acquired_at"].max()
+    point = source.at(as_of)
     out = []
     for app, (_, row) in zip(apps, rows.iterrows(), strict=True):
         contract = source.contract(app.contract_id)
-        mine = outstanding[outstanding["farmer_id"] == app.farmer_id]
-        due_ns = to_ns(mine["due_at"])
-        arrears = np.maximum((t - due_ns) / DAY_NS, 0).max(initial=0.0)
-        drawn = mine.loc[mine["contract_id"] == app.contract_id, "amount_minor"].sum()
-        fields = inputs.fields[inputs.fields["farmer_id"] == app.farmer_id]
-        crop_fields = fields[fields["crop"] == contract["crop"]]
-        seen = last_scene.reindex(fields["field_id"]).dropna()
+        mine = point.outstanding.get(app.farmer_id)
+        if mine is None:
+            arrears, drawn = 0.0, 0.0
+        else:
+            arrears = np.maximum((t - to_ns(mine["due_at"])) / DAY_NS, 0).max(initial=0.0)
+            drawn = mine.loc[mine["contract_id"] == app.contract_id, "amount_minor"].sum()
+        fields = source.fields_of(app.farmer_id)
+        crop_area = fields.loc[fields["crop"] == contract["crop"], "declared_area_ha"].sum()
+        seen = point.last_scene.reindex(fields["field_id"]).dropna()
         ratio = row["sat_last_cultivated_ratio"]
+        known = not pd.isna(ratio)
         out.append(
             {
                 "crop": contract["crop"],
                 "delivery_end": contract["delivery_end"],
                 "drawn": float(drawn),
                 "arrears": float(arrears),
-                "verified_ha": None
-                if pd.isna(ratio)
-                else float(ratio * crop_fields["declared_area_ha"].sum()),
-                "cultivated_ratio": None if pd.isna(ratio) else float(ratio),
+                "verified_ha": float(ratio * crop_area) if known else None,
+                "cultivated_ratio": float(ratio) if known else None,
                 "days_since_scene": None
                 if seen.empty
                 else (as_of - seen.max()).total_seconds() / 86_400,
             }
         )
     return out
+
+
+def feature_rows(
+    apps: list[Application], source: FeatureSource, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Feature rows of the applications, in order.
+
+    When the feature store's snapshot was built at exactly `as_of` and names the same
+    contract, its row is the application's features (only the requested amount's ratio
+    depends on the request); every other application is built with `build_features`.
+    """
+    frame = pd.DataFrame(
+        {
+            "application_id": [a.application_id for a in apps],
+            "farmer_id": [a.farmer_id for a in apps],
+            "as_of": pd.array([as_of] * len(apps), dtype="datetime64[ns, UTC]"),
+            "contract_id": [a.contract_id for a in apps],
+            "requested_minor": [float(a.requested_minor) for a in apps],
+        }
+    )
+    snap = source.snapshot_rows(as_of)
+    hits = [
+        i
+        for i, a in enumerate(apps)
+        if snap is not None
+        and a.farmer_id in snap.index
+        and snap.at[a.farmer_id, "contract_id"] == a.contract_id
+    ]
+    rest = [i for i in range(len(apps)) if i not in set(hits)]
+    parts = []
+    if hits:
+        rows = snap.loc[[apps[i].farmer_id for i in hits]].reset_index(drop=True)
+        receivable = rows["contract_receivable_minor"].to_numpy(dtype=float)
+        requested = frame["requested_minor"].to_numpy()[hits]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows["contract_requested_over_receivable"] = np.where(
+                receivable > 0, requested / receivable, np.nan
+            )
+        rows["application_id"] = frame["application_id"].to_numpy()[hits]
+        rows.index = hits
+        parts.append(rows)
+    if rest:
+        inputs = source.for_farmers(sorted({apps[i].farmer_id for i in rest}))
+        built = build_features(
+            inputs, frame.iloc[rest].reset_index(drop=True), reference=source.reference
+        )
+        built.index = rest
+        parts.append(built)
+    return pd.concat(parts).sort_index()
 
 
 def evaluate_applications(
@@ -166,17 +209,7 @@ def evaluate_applications(
     `reasons_for` = "all" computes contributions for every row; by default only rows that
     are not approved get them (contributions cost far more than predictions).
     """
-    frame = pd.DataFrame(
-        {
-            "application_id": [a.application_id for a in apps],
-            "farmer_id": [a.farmer_id for a in apps],
-            "as_of": pd.array([as_of] * len(apps), dtype="datetime64[ns, UTC]"),
-            "contract_id": [a.contract_id for a in apps],
-            "requested_minor": [float(a.requested_minor) for a in apps],
-        }
-    )
-    inputs = source.for_farmers(sorted({a.farmer_id for a in apps}))
-    rows = build_features(inputs, frame, reference=source.reference)
+    rows = feature_rows(apps, source, as_of)
     pd_ = model.predict_pd(rows)
     points = model.scaler.points(pd_)
     bands = model.scaler.band(pd_)

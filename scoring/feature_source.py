@@ -3,14 +3,18 @@ reference tables, and each farmer's rows found by position rather than by search
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.asof import before, instant_ns
 from features.build import (
+    MANIFEST_FILE,
     SERIES_FILE,
+    SNAPSHOT_FILE,
     Inputs,
     Reference,
     build_reference,
@@ -19,9 +23,28 @@ from features.build import (
 )
 from features.errors import TableValidationError
 from features.history import loan_settlements
+from features.satellite.seasons import good_observations
 from features.satellite.series import build_index_series
 from features.satellite.zonal import FieldSet
 from features.validation import validate_dir
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    """What the policy looks up at one as-of time, precomputed for every farmer."""
+
+    outstanding: dict[str, pd.DataFrame]  # loans applied for and not yet repaid, by farmer
+    last_scene: pd.Series  # latest clear observation of each field
+
+
+def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]:
+    """The feature store's farmer snapshot and its as-of time, if one was built."""
+    manifest = data_dir / "features" / MANIFEST_FILE
+    if not manifest.exists():
+        return None, None
+    as_of = pd.Timestamp(json.loads(manifest.read_text())["as_of"])
+    snapshot = pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE)
+    return snapshot.set_index("farmer_id", drop=False), as_of
 
 
 def _positions(frame: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
@@ -37,8 +60,14 @@ class FeatureSource:
     suppliers: pd.DataFrame
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
+    snapshot: pd.DataFrame | None  # features of every farmer at `snapshot_as_of`, by farmer
+    snapshot_as_of: pd.Timestamp | None
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
+    _fields: dict[str, np.ndarray]
+    _contracts: pd.DataFrame
+    _farmers: pd.DataFrame
+    _point: dict[int, PointInTime]
 
     @classmethod
     def load(cls, data_dir: Path | str) -> FeatureSource:
@@ -74,25 +103,55 @@ class FeatureSource:
             series=series,
         )
         settled = loan_settlements(inputs.loans, inputs.repayments)
+        snapshot, snapshot_as_of = _snapshot(data_dir)
         return cls(
             inputs=inputs,
             reference=build_reference(inputs),
             suppliers=t["suppliers"],
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=latest_event(inputs) + pd.Timedelta(seconds=1),
+            snapshot=snapshot,
+            snapshot_as_of=snapshot_as_of,
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),
+            _fields=_positions(inputs.fields, "farmer_id"),
+            _contracts=inputs.contracts.set_index("contract_id", drop=False),
+            _farmers=inputs.farmers.set_index("farmer_id", drop=False),
+            _point={},
         )
 
     def farmer(self, farmer_id: str) -> pd.Series | None:
         """The farmer's row, or None if unknown."""
-        rows = self.inputs.farmers[self.inputs.farmers["farmer_id"] == farmer_id]
-        return None if rows.empty else rows.iloc[0]
+        return self._farmers.loc[farmer_id] if farmer_id in self._farmers.index else None
 
     def contract(self, contract_id: str) -> pd.Series | None:
         """The contract's row, or None if unknown."""
-        rows = self.inputs.contracts[self.inputs.contracts["contract_id"] == contract_id]
-        return None if rows.empty else rows.iloc[0]
+        return self._contracts.loc[contract_id] if contract_id in self._contracts.index else None
+
+    def fields_of(self, farmer_id: str) -> pd.DataFrame:
+        """The farmer's fields (possibly none)."""
+        return self.inputs.fields.iloc[self._fields.get(farmer_id, np.zeros(0, dtype=np.int64))]
+
+    def snapshot_rows(self, as_of: pd.Timestamp) -> pd.DataFrame | None:
+        """The built snapshot, when it was built for exactly this as-of time."""
+        return self.snapshot if self.snapshot_as_of == as_of else None
+
+    def at(self, as_of: pd.Timestamp) -> PointInTime:
+        """Loans outstanding and each field's latest clear scene at `as_of` (cached)."""
+        t = instant_ns(as_of)
+        if t not in self._point:
+            loans = self.inputs.loans
+            settled_at = pd.DatetimeIndex(loans["loan_id"].map(self.settlements))
+            outstanding = loans[before(loans["applied_at"], t) & ~before(settled_at, t)]
+            obs = good_observations(self.inputs.series)
+            obs = obs[before(obs["acquired_at"], t)]
+            if len(self._point) > 8:
+                self._point.clear()
+            self._point[t] = PointInTime(
+                outstanding={str(k): v for k, v in outstanding.groupby("farmer_id")},
+                last_scene=obs.groupby("field_id")["acquired_at"].max(),
+            )
+        return self._point[t]
 
     def for_farmers(self, farmer_ids: list[str]) -> Inputs:
         """The inputs restricted to some farmers (their contracts and co-ops' included)."""

@@ -215,3 +215,42 @@ def test_openapi_documents_every_route_with_a_working_example(client):
         "/metrics",
     } <= paths
     assert spec["components"]["schemas"]["ScoreRequest"]["examples"][0]["farmer_id"] == "F0000"
+
+
+def test_snapshot_shortcut_gives_the_same_features_as_building_them(source, served):
+    from features.build import build_features
+    from scoring.engine import Application, InputLine, feature_rows
+
+    bodies = applications(source, served.world, 30)
+    apps = [
+        Application(
+            f"a{i}",
+            b["farmer_id"],
+            b["contract_id"],
+            700_000 + i,
+            (InputLine("S002", "seed", 700_000 + i),),
+        )
+        for i, b in enumerate(bodies)
+    ]
+    as_of = source.data_as_of
+    assert source.snapshot_rows(as_of) is not None
+
+    fast = feature_rows(apps, source, as_of)
+    frame = pd.DataFrame(
+        {
+            "application_id": [a.application_id for a in apps],
+            "farmer_id": [a.farmer_id for a in apps],
+            "as_of": pd.array([as_of] * len(apps), dtype="datetime64[ns, UTC]"),
+            "contract_id": [a.contract_id for a in apps],
+            "requested_minor": [float(a.requested_minor) for a in apps],
+        }
+    )
+    built = build_features(
+        source.for_farmers([a.farmer_id for a in apps]), frame, reference=source.reference
+    )
+
+    columns = [c for c in built.columns if c not in ("as_of",)]
+    pd.testing.assert_frame_equal(
+        fast[columns].reset_index(drop=True).astype(object),
+        built[columns].reset_index(drop=True).astype(object),
+    )
