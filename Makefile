@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_zonal.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

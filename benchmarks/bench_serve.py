@@ -45,7 +45,7 @@ def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
         except httpx.TransportError:
             time.sleep(0.5)
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-3000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}; see its log")
     raise RuntimeError(f"{url} not ready")
 
 
@@ -112,10 +112,11 @@ def main() -> None:
     bodies = [bodies[i % len(bodies)] for i in range(args.requests)]
 
     port = free_port()
+    log = open(tmp / "serve.log", "wb")  # the server writes it while it runs
     ours = subprocess.Popen(
         [BIN / "agricredit", "serve", "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -157,6 +158,7 @@ def peer(args, bodies: list[dict], tmp: Path) -> tuple[list[float], float] | Non
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'peer.db'}",
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
+    log = open(tmp / "mlflow.log", "wb")  # the server writes it while it runs
     proc = subprocess.Popen(
         [
             BIN / "mlflow",
@@ -170,7 +172,7 @@ def peer(args, bodies: list[dict], tmp: Path) -> tuple[list[float], float] | Non
             "local",
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:

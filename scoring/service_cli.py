@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -41,13 +42,17 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
     )
 
 
+@contextmanager
 def _ledger():
     from scoring.config import get_settings
     from scoring.ledger.repo import Ledger
 
     ledger = Ledger(get_settings().ledger_url)
-    ledger.migrate()
-    return ledger
+    try:
+        ledger.migrate()
+        yield ledger
+    finally:
+        ledger.close()
 
 
 @click.group()
@@ -64,7 +69,8 @@ def create_key_command(role: str, coop_id: str | None, name: str) -> None:
     from scoring.auth import create_key
 
     try:
-        key_id, secret = create_key(_ledger(), role=role, name=name or role, coop_id=coop_id)
+        with _ledger() as book:
+            key_id, secret = create_key(book, role=role, name=name or role, coop_id=coop_id)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     click.echo(f"key_id {key_id}\n{secret}\n(store the key now: it cannot be shown again)")
@@ -74,7 +80,9 @@ def create_key_command(role: str, coop_id: str | None, name: str) -> None:
 @click.argument("key_id")
 def revoke_key_command(key_id: str) -> None:
     """Revoke a key by its key_id."""
-    if not _ledger().revoke_key(key_id):
+    with _ledger() as book:
+        revoked = book.revoke_key(key_id)
+    if not revoked:
         click.echo(f"no active key {key_id}", err=True)
         raise SystemExit(1)
     click.echo(f"revoked {key_id}")
@@ -83,7 +91,9 @@ def revoke_key_command(key_id: str) -> None:
 @keys.command("list")
 def list_keys_command() -> None:
     """Keys with role, co-op and state (never the secret)."""
-    for k in _ledger().list_keys():
+    with _ledger() as book:
+        rows = book.list_keys()
+    for k in rows:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
         click.echo(f"{k.key_id}  {k.role:<9} {k.coop_id or '-':<8} {k.name:<20} {state}")
 
@@ -96,7 +106,8 @@ def ledger() -> None:
 @ledger.command("verify")
 def verify_ledger() -> None:
     """Walk the hash chain; exit 1 on any edited, deleted or reordered row."""
-    report = _ledger().verify()
+    with _ledger() as book:
+        report = book.verify()
     for problem in report.problems:
         click.echo(f"  {problem}", err=True)
     if not report.ok:

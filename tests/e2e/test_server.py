@@ -47,11 +47,10 @@ def server(request, served, tmp_path):
         "AGRICREDIT_ARTIFACT_ROOT": str(served.training.artifact_root),
     }
     cli = str(Path(sys.executable).parent / "agricredit")
+    # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
+    log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen(
-        [cli, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -63,11 +62,12 @@ def server(request, served, tmp_path):
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail(f"server did not become ready: {proc.stdout.read().decode()[-2000:]}")
+        log.close()
+        pytest.fail(f"server did not become ready: {(tmp_path / 'serve.log').read_text()[-2000:]}")
     yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
     proc.terminate()
     proc.wait(timeout=30)
-    proc.stdout.close()
+    log.close()
 
 
 def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, source, served):
