@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +49,20 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
+MAX_BATCH = 256
+
+
+@dataclass
+class _Job:
+    """One request's rows waiting for the writer."""
+
+    key_id: str
+    idempotency_key: str | None
+    request_hash: str
+    bodies: list[tuple[str, str, dict]]
+    future: Future
+
+
 @dataclass(frozen=True)
 class StoredDecision:
     """A decision as stored: its id, the key that made it and the recorded body."""
@@ -76,6 +93,9 @@ class Ledger:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self.engine = make_engine(url)
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         self._postgres = self.engine.dialect.name == "postgresql"
 
     def migrate(self) -> None:
@@ -90,7 +110,12 @@ class Ledger:
             conn.commit()
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Finish pending writes, stop the writer and close every pooled connection."""
+        with self._writer_lock:
+            if self._writer is not None and self._writer.is_alive():
+                self._queue.put(None)
+                self._writer.join()
+            self._writer = None
         self.engine.dispose()
 
     def ping(self) -> bool:
@@ -106,8 +131,9 @@ class Ledger:
         if self._postgres:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
 
-    def _append(self, conn: sa.Connection, *, key_id: str, kind: str, body: dict,
-                decision_id: str) -> None:  # fmt: skip
+    def _append(
+        self, conn: sa.Connection, *, key_id: str, kind: str, body: dict, decision_id: str
+    ) -> None:
         head = conn.execute(
             sa.select(decisions.c.row_hash).order_by(decisions.c.seq.desc()).limit(1)
         ).scalar()
@@ -116,11 +142,15 @@ class Ledger:
         text = canonical(body)
         conn.execute(
             decisions.insert().values(
-                decision_id=decision_id, key_id=key_id, kind=kind, created_at=created,
-                body=text, prev_hash=prev,
+                decision_id=decision_id,
+                key_id=key_id,
+                kind=kind,
+                created_at=created,
+                body=text,
+                prev_hash=prev,
                 row_hash=link_hash(prev, decision_id, key_id, kind, created, text),
             )
-        )  # fmt: skip
+        )
 
     def record(
         self,
@@ -133,39 +163,104 @@ class Ledger:
         """Append decisions (decision_id, kind, body) and the idempotency record at once.
 
         Returns (the first decision_id, True) when written, or the stored decision_id and
-        False when the same key already recorded the same request.
+        False when the same key already recorded the same request. Returns only after the
+        transaction holding the rows has committed. Concurrent calls are committed together
+        (group commit): one synchronous commit for every request waiting at that moment.
 
         Raises:
             IdempotencyConflictError: the key was used before with a different request.
         """
-        request_hash = hashlib.sha256(canonical(request).encode()).hexdigest()
-        with self.engine.begin() as conn:
-            self._lock(conn)
-            if idempotency_key is not None:
-                seen = conn.execute(
+        job = _Job(
+            key_id,
+            idempotency_key,
+            hashlib.sha256(canonical(request).encode()).hexdigest(),
+            bodies,
+            Future(),
+        )
+        self._start_writer()
+        self._queue.put(job)
+        return job.future.result()
+
+    def _start_writer(self) -> None:
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_batches, daemon=True, name="ledger-writer"
+                )
+                self._writer.start()
+
+    def _write_batches(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[str, bool] | Exception] = []
+        try:
+            with self.engine.begin() as conn:
+                self._lock(conn)
+                in_batch: dict[tuple[str, str], tuple[str, str]] = {}
+                for job in batch:
+                    outcomes.append(self._apply(conn, job, in_batch))
+        except Exception as exc:  # the transaction failed: nobody's rows were written
+            for job in batch:
+                job.future.set_exception(exc)
+            return
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+
+    def _apply(
+        self, conn: sa.Connection, job: _Job, in_batch: dict[tuple[str, str], tuple[str, str]]
+    ) -> tuple[str, bool] | Exception:
+        """One request's rows inside the batch's transaction (or why it was refused)."""
+        if job.idempotency_key is not None:
+            ident = (job.key_id, job.idempotency_key)
+            seen = in_batch.get(ident)
+            if seen is None:
+                row = conn.execute(
                     sa.select(idempotency).where(
-                        idempotency.c.key_id == key_id,
-                        idempotency.c.idempotency_key == idempotency_key,
+                        idempotency.c.key_id == job.key_id,
+                        idempotency.c.idempotency_key == job.idempotency_key,
                     )
                 ).first()
-                if seen is not None:
-                    if seen.request_hash != request_hash:
-                        raise IdempotencyConflictError(
-                            "this Idempotency-Key was used before with a different request "
-                            "body; use a new key for a new request",
-                            field="Idempotency-Key",
-                        )
-                    return seen.decision_id, False
-            for decision_id, kind, body in bodies:
-                self._append(conn, key_id=key_id, kind=kind, body=body, decision_id=decision_id)
-            if idempotency_key is not None:
-                conn.execute(
-                    idempotency.insert().values(
-                        key_id=key_id, idempotency_key=idempotency_key,
-                        request_hash=request_hash, decision_id=bodies[0][0], created_at=_now(),
+                seen = None if row is None else (row.request_hash, row.decision_id)
+            if seen is not None:
+                if seen[0] != job.request_hash:
+                    return IdempotencyConflictError(
+                        "this Idempotency-Key was used before with a different request "
+                        "body; use a new key for a new request",
+                        field="Idempotency-Key",
                     )
-                )  # fmt: skip
-        return bodies[0][0], True
+                return seen[1], False
+            in_batch[ident] = (job.request_hash, job.bodies[0][0])
+        for decision_id, kind, body in job.bodies:
+            self._append(conn, key_id=job.key_id, kind=kind, body=body, decision_id=decision_id)
+        if job.idempotency_key is not None:
+            conn.execute(
+                idempotency.insert().values(
+                    key_id=job.key_id,
+                    idempotency_key=job.idempotency_key,
+                    request_hash=job.request_hash,
+                    decision_id=job.bodies[0][0],
+                    created_at=_now(),
+                )
+            )
+        return job.bodies[0][0], True
 
     def get(self, decision_id: str) -> StoredDecision | None:
         """A stored decision, or None."""
@@ -175,8 +270,9 @@ class Ledger:
             ).first()
         if row is None:
             return None
-        return StoredDecision(row.decision_id, row.key_id, row.kind, row.created_at,
-                              json.loads(row.body))  # fmt: skip
+        return StoredDecision(
+            row.decision_id, row.key_id, row.kind, row.created_at, json.loads(row.body)
+        )
 
     def count(self) -> int:
         """Number of decision rows."""
@@ -186,8 +282,10 @@ class Ledger:
     def verify(self) -> ChainReport:
         """Walk the whole chain in sequence order."""
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                sa.select(decisions).order_by(decisions.c.seq))]  # fmt: skip
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(sa.select(decisions).order_by(decisions.c.seq))
+            ]
         return verify_rows(rows)
 
     # --- API keys -------------------------------------------------------------------------
@@ -197,10 +295,14 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(
                 api_keys.insert().values(
-                    key_id=key_id, name=name, role=role, coop_id=coop_id,
-                    key_hash=hashlib.sha256(secret.encode()).hexdigest(), created_at=_now(),
+                    key_id=key_id,
+                    name=name,
+                    role=role,
+                    coop_id=coop_id,
+                    key_hash=hashlib.sha256(secret.encode()).hexdigest(),
+                    created_at=_now(),
                 )
-            )  # fmt: skip
+            )
         return key_id
 
     def find_key(self, secret: str) -> ApiKey | None:
