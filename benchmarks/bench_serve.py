@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data", type=Path, default=Path("data/world"))
+    parser.add_argument("--workers", type=int, default=1, help="agricredit serve --workers")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     env = os.environ | {
@@ -114,7 +115,7 @@ def main() -> None:
     port = free_port()
     log = open(tmp / "serve.log", "wb")  # the server writes it while it runs
     ours = subprocess.Popen(
-        [BIN / "agricredit", "serve", "--port", str(port)],
+        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -133,7 +134,10 @@ def main() -> None:
         ours.wait()
 
     peer_rps = peer(args, bodies, tmp)
-    print(f"{args.requests} requests, {args.concurrency} concurrent clients, loopback")
+    print(
+        f"{args.requests} requests, {args.concurrency} concurrent clients, loopback, "
+        f"{args.workers} agricredit worker(s)"
+    )
     rps = report("agricredit /v1/score (decision + ledger)", lat, wall)
     if peer_rps:
         report("mlflow models serve (bare prediction)", *peer_rps)
