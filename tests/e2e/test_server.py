@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,45 +30,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request, served, tmp_path):
+@contextmanager
+def running_server(world: Path, training, ledger_url: str, logs: Path):
+    """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
     port = _free_port()
-    ledger_url = (
-        f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else fresh_postgres_url()
-    )
     book = Ledger(ledger_url)
     book.migrate()
     _, lender = create_key(book, role="lender", name="e2e")
     _, scientist = create_key(book, role="scientist", name="e2e")
     book.close()
     env = os.environ | {
-        "AGRICREDIT_DATA_DIR": str(served.world),
+        "AGRICREDIT_DATA_DIR": str(world),
         "AGRICREDIT_DATABASE_URL": ledger_url,
-        "AGRICREDIT_TRACKING_URI": served.training.tracking_uri,
-        "AGRICREDIT_ARTIFACT_ROOT": str(served.training.artifact_root),
+        "AGRICREDIT_TRACKING_URI": training.tracking_uri,
+        "AGRICREDIT_ARTIFACT_ROOT": str(training.artifact_root),
     }
     cli = str(Path(sys.executable).parent / "agricredit")
     # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
-    log = open(tmp_path / "serve.log", "wb")
+    log = open(logs / "serve.log", "wb")
     proc = subprocess.Popen(
         [cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"server not ready: {(logs / 'serve.log').read_text()[-2000:]}")
+        yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
         log.close()
-        pytest.fail(f"server did not become ready: {(tmp_path / 'serve.log').read_text()[-2000:]}")
-    yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request, served, tmp_path):
+    ledger_url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else fresh_postgres_url()
+    )
+    with running_server(served.world, served.training, ledger_url, tmp_path) as running:
+        yield running
 
 
 def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, source, served):
