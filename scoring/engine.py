@@ -85,15 +85,14 @@ def check_application(app: Application, source: FeatureSource) -> None:
             f"{MAX_REQUEST_MINOR}; got {app.requested_minor}",
             field="requested_minor",
         )
-    suppliers = source.suppliers.set_index("supplier_id")
     total = 0
     for i, line in enumerate(app.lines):
         where = f"lines[{i}]"
-        if line.supplier_id not in suppliers.index:
+        if line.supplier_id not in source.approved_suppliers:
             raise InvalidApplicationError(
                 f"{where}: supplier {line.supplier_id!r} is not known", field=f"{where}.supplier_id"
             )
-        if not bool(suppliers.loc[line.supplier_id, "approved"]):
+        if not source.approved_suppliers[line.supplier_id]:
             raise InvalidApplicationError(
                 f"{where}: supplier {line.supplier_id} is not approved for direct payment",
                 field=f"{where}.supplier_id",
@@ -214,7 +213,6 @@ def evaluate_applications(
     points = model.scaler.points(pd_)
     bands = model.scaler.band(pd_)
     extras = _case_inputs(source, apps, rows, as_of)
-    grades = source.inputs.buyers.set_index("buyer_id")["grade"]
     decisions = []
     for i, app in enumerate(apps):
         row, x = rows.iloc[i], extras[i]
@@ -227,7 +225,7 @@ def evaluate_applications(
             crop=x["crop"],
             contract_open=contract_open,
             delivery_end=x["delivery_end"],
-            buyer_grade=grades.get(contract["buyer_id"]),
+            buyer_grade=source.buyer_grades.get(contract["buyer_id"]),
             receivable_minor=float(np.nan_to_num(row["contract_receivable_minor"])),
             drawn_on_contract_minor=x["drawn"],
             verified_cultivated_ha=x["verified_ha"],

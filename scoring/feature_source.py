@@ -47,6 +47,11 @@ def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]
     return snapshot.set_index("farmer_id", drop=False), as_of
 
 
+def _rows_by(frame: pd.DataFrame, key: str) -> dict[str, dict]:
+    """Each row as a dict, by its key: the request path looks rows up, it does not search."""
+    return {str(r[key]): r for r in frame.to_dict("records")}
+
+
 def _positions(frame: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
     return {str(k): v for k, v in frame.groupby(column, sort=False).indices.items()}
 
@@ -65,8 +70,10 @@ class FeatureSource:
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
     _fields: dict[str, np.ndarray]
-    _contracts: pd.DataFrame
-    _farmers: pd.DataFrame
+    _contracts: dict[str, dict]
+    _farmers: dict[str, dict]
+    approved_suppliers: dict[str, bool]  # supplier_id -> approved for direct payment
+    buyer_grades: dict[str, str]
     _point: dict[int, PointInTime]
 
     @classmethod
@@ -115,18 +122,26 @@ class FeatureSource:
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),
             _fields=_positions(inputs.fields, "farmer_id"),
-            _contracts=inputs.contracts.set_index("contract_id", drop=False),
-            _farmers=inputs.farmers.set_index("farmer_id", drop=False),
+            _contracts=_rows_by(inputs.contracts, "contract_id"),
+            _farmers=_rows_by(inputs.farmers, "farmer_id"),
+            approved_suppliers=dict(
+                zip(
+                    t["suppliers"]["supplier_id"],
+                    t["suppliers"]["approved"].fillna(False).astype(bool),
+                    strict=True,
+                )
+            ),
+            buyer_grades=dict(zip(inputs.buyers["buyer_id"], inputs.buyers["grade"], strict=True)),
             _point={},
         )
 
-    def farmer(self, farmer_id: str) -> pd.Series | None:
-        """The farmer's row, or None if unknown."""
-        return self._farmers.loc[farmer_id] if farmer_id in self._farmers.index else None
+    def farmer(self, farmer_id: str) -> dict | None:
+        """The farmer's row (column -> value), or None if unknown."""
+        return self._farmers.get(farmer_id)
 
-    def contract(self, contract_id: str) -> pd.Series | None:
-        """The contract's row, or None if unknown."""
-        return self._contracts.loc[contract_id] if contract_id in self._contracts.index else None
+    def contract(self, contract_id: str) -> dict | None:
+        """The contract's row (column -> value), or None if unknown."""
+        return self._contracts.get(contract_id)
 
     def fields_of(self, farmer_id: str) -> pd.DataFrame:
         """The farmer's fields (possibly none)."""

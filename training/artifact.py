@@ -54,8 +54,9 @@ class ModelBundle:
         """Model input columns, in order."""
         return [f.name for f in self.features]
 
-    def _x(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return rows[self.feature_names].astype(float)
+    def _x(self, rows: pd.DataFrame) -> np.ndarray:
+        # a plain float matrix in the model's column order: LightGBM skips pandas handling
+        return rows[self.feature_names].to_numpy(dtype=float, na_value=np.nan)
 
     def raw(self, rows: pd.DataFrame) -> np.ndarray:
         """Raw log-odds of default."""
