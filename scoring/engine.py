@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.asof import DAY_NS, instant_ns, to_ns
+from features.asof import DAY_NS, instant_ns
 from features.build import build_features
 from scoring.errors import InvalidApplicationError, NotFoundError
 from scoring.feature_source import FeatureSource
@@ -115,20 +115,18 @@ def _case_inputs(
     """Per application, what the policy needs besides the model's output."""
     t = instant_ns(as_of)
     point = source.at(as_of)
+    ratios = rows["sat_last_cultivated_ratio"].to_numpy(dtype=float)
     out = []
-    for app, (_, row) in zip(apps, rows.iterrows(), strict=True):
+    for i, app in enumerate(apps):
         contract = source.contract(app.contract_id)
-        mine = point.outstanding.get(app.farmer_id)
-        if mine is None:
-            arrears, drawn = 0.0, 0.0
-        else:
-            arrears = np.maximum((t - to_ns(mine["due_at"])) / DAY_NS, 0).max(initial=0.0)
-            drawn = mine.loc[mine["contract_id"] == app.contract_id, "amount_minor"].sum()
+        loans = point.outstanding.get(app.farmer_id, [])
+        arrears = max([(t - due) / DAY_NS for _, _, due in loans] + [0.0])
+        drawn = sum(amount for contract_id, amount, _ in loans if contract_id == app.contract_id)
         fields = source.fields_of(app.farmer_id)
-        crop_area = fields.loc[fields["crop"] == contract["crop"], "declared_area_ha"].sum()
-        seen = point.last_scene.reindex(fields["field_id"]).dropna()
-        ratio = row["sat_last_cultivated_ratio"]
-        known = not pd.isna(ratio)
+        crop_area = float(fields.loc[fields["crop"] == contract["crop"], "declared_area_ha"].sum())
+        seen = [point.last_scene[f] for f in fields["field_id"] if f in point.last_scene]
+        ratio = ratios[i]
+        known = not np.isnan(ratio)
         out.append(
             {
                 "crop": contract["crop"],
@@ -137,9 +135,7 @@ def _case_inputs(
                 "arrears": float(arrears),
                 "verified_ha": float(ratio * crop_area) if known else None,
                 "cultivated_ratio": float(ratio) if known else None,
-                "days_since_scene": None
-                if seen.empty
-                else (as_of - seen.max()).total_seconds() / 86_400,
+                "days_since_scene": (as_of - max(seen)).total_seconds() / 86_400 if seen else None,
             }
         )
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.asof import before, instant_ns
+from features.asof import before, instant_ns, to_ns
 from features.build import (
     MANIFEST_FILE,
     SERIES_FILE,
@@ -33,8 +33,10 @@ from features.validation import validate_dir
 class PointInTime:
     """What the policy looks up at one as-of time, precomputed for every farmer."""
 
-    outstanding: dict[str, pd.DataFrame]  # loans applied for and not yet repaid, by farmer
-    last_scene: pd.Series  # latest clear observation of each field
+    # per farmer: (contract_id, principal in minor units, due time in ns) of every loan
+    # applied for and not yet repaid
+    outstanding: dict[str, list[tuple[str, int, int]]]
+    last_scene: dict[str, pd.Timestamp]  # latest clear observation of each field
 
 
 def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]:
@@ -162,9 +164,20 @@ class FeatureSource:
             obs = obs[before(obs["acquired_at"], t)]
             if len(self._point) > 8:
                 self._point.clear()
+            loans_by_farmer: dict[str, list[tuple[str, int, int]]] = {}
+            for farmer, contract, amount, due in zip(
+                outstanding["farmer_id"],
+                outstanding["contract_id"],
+                outstanding["amount_minor"],
+                to_ns(outstanding["due_at"]),
+                strict=True,
+            ):
+                loans_by_farmer.setdefault(str(farmer), []).append(
+                    (str(contract), int(amount), int(due))
+                )
             self._point[t] = PointInTime(
-                outstanding={str(k): v for k, v in outstanding.groupby("farmer_id")},
-                last_scene=obs.groupby("field_id")["acquired_at"].max(),
+                outstanding=loans_by_farmer,
+                last_scene=obs.groupby("field_id")["acquired_at"].max().to_dict(),
             )
         return self._point[t]
 
