@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+from timing import timed
 
 from features.build import loan_applications, snapshot_applications, write_feature_store
 from features.orders import build_order_features
@@ -62,15 +61,6 @@ def pandas_window_sums(orders: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--farmers", type=int, default=100_000)
@@ -89,10 +79,10 @@ def main() -> None:
     )
     n = len(orders)
     print(f"{data}: {n:,} orders, {len(apps):,} applications ({len(loans):,} loans + snapshot)")
-    ours = timed(lambda: build_order_features(orders, apps), args.repeats)
+    ours = timed(lambda: build_order_features(orders, apps), args.repeats)[0]
     print(f"  order features (16 per row)   median {ours:6.2f} s  {n / ours:12,.0f} orders/s")
     if not args.no_peer:
-        peer = timed(lambda: pandas_window_sums(orders, apps), args.repeats)
+        peer = timed(lambda: pandas_window_sums(orders, apps), args.repeats)[0]
         print(f"  pandas join-filter-group (5)  median {peer:6.2f} s  {n / peer:12,.0f} orders/s"
               f"  project is {peer / ours:4.1f}x faster")  # fmt: skip
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

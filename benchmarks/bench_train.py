@@ -14,15 +14,14 @@ The worlds are simulated and their features built on first use (data/world, data
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightgbm as lgb
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
+from timing import timed
 
 from features.build import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from training.dataset import labelled, select_features, split_out_of_time, xy
@@ -47,15 +46,6 @@ def matrix_of(path: Path, args: list[str]) -> pd.DataFrame:
     if not (path / "features" / MANIFEST_FILE).exists():
         write_feature_store(path)
     return pd.read_parquet(path / "features" / TRAINING_FILE)
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def compare_boosters(matrix: pd.DataFrame, rounds: int, repeats: int) -> None:

@@ -14,9 +14,7 @@ reported for speed only). Medians of the repeats; ratios are measured in the sam
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
+from timing import timed
 
 from features.satellite.scenes import Scene, SceneBands
 from features.satellite.zonal import FieldSet, zonal_stats
@@ -78,15 +77,6 @@ def make_fields(n: int, size: int, transform: Affine, rng: np.random.Generator) 
     return polys
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=5000)
@@ -131,18 +121,19 @@ def main() -> None:
             exact_extract(ds, features, ["mean", "count"], output="pandas", strategy=strategy)
 
     n = args.fields
-    results = {"project kernel (from raw bands, WGS 84 polygons)": timed(ours, args.repeats)}
+    results = {"project kernel (from raw bands, WGS 84 polygons)": timed(ours, args.repeats)[0]}
     results["exactextract (feature-sequential, NDVI given)"] = timed(
         lambda: with_exactextract("feature-sequential"), args.repeats
-    )
+    )[0]
     results["exactextract (raster-sequential, NDVI given)"] = timed(
         lambda: with_exactextract("raster-sequential"), args.repeats
-    )
-    results["rasterstats (NDVI given)"] = timed(with_rasterstats, args.repeats)
+    )[0]
+    results["rasterstats (NDVI given)"] = timed(with_rasterstats, args.repeats)[0]
     print(f"scene {args.size}x{args.size} px, {n:,} fields, median of {args.repeats}")
-    base = results["project kernel (from raw bands, WGS 84 polygons)"]
+    project = "project kernel (from raw bands, WGS 84 polygons)"
+    base = results[project]
     for name, seconds in results.items():
-        ratio = "" if seconds is base else f"  project is {seconds / base:5.1f}x faster"
+        ratio = "" if name == project else f"  project is {seconds / base:5.1f}x faster"
         print(f"  {name:<52} {seconds:8.3f} s  {n / seconds:10,.0f} field-scenes/s{ratio}")
 
 

@@ -237,35 +237,55 @@ class BuildSummary:
     seconds: float
 
 
-def load_inputs(data_dir: Path | str, *, progress: bool = False) -> Inputs:
-    """Validate the tables of `data_dir` and compute the index time series of its scenes.
+def validated_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """The typed tables of `data_dir` (rasters are not opened).
 
     Raises:
         TableValidationError: with every problem found in the tables or field boundaries.
     """
     from features.validation import validate_dir
 
-    data_dir = Path(data_dir)
-    report = validate_dir(data_dir, check_rasters=False)
+    report = validate_dir(Path(data_dir), check_rasters=False)
     if not report.ok:
         raise TableValidationError(report.problems)
-    t = report.tables
-    fields = t["fields"]
+    return report.tables
+
+
+def inputs_from_tables(
+    data_dir: Path | str,
+    tables: dict[str, pd.DataFrame],
+    *,
+    series: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> Inputs:
+    """Inputs from validated tables; the index series is computed from the scenes unless
+    one is given."""
+    fields = tables["fields"]
     fieldset = FieldSet(
         fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
     )
-    series = build_index_series(data_dir, t["scenes"], fieldset, progress=progress)
+    if series is None:
+        series = build_index_series(data_dir, tables["scenes"], fieldset, progress=progress)
     return Inputs(
-        farmers=t["farmers"],
-        fields=field_table(fields, t["farmers"], fieldset),
-        orders=t["orders"],
-        contracts=t["contracts"],
-        loans=t["loans"],
-        repayments=t["repayments"],
-        buyers=t["buyers"],
-        market_prices=t["market_prices"],
+        farmers=tables["farmers"],
+        fields=field_table(fields, tables["farmers"], fieldset),
+        orders=tables["orders"],
+        contracts=tables["contracts"],
+        loans=tables["loans"],
+        repayments=tables["repayments"],
+        buyers=tables["buyers"],
+        market_prices=tables["market_prices"],
         series=series,
     )
+
+
+def load_inputs(data_dir: Path | str, *, progress: bool = False) -> Inputs:
+    """Validate the tables of `data_dir` and compute the index time series of its scenes.
+
+    Raises:
+        TableValidationError: with every problem found in the tables or field boundaries.
+    """
+    return inputs_from_tables(data_dir, validated_tables(data_dir), progress=progress)
 
 
 def latest_event(inputs: Inputs) -> pd.Timestamp:

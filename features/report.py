@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
 from features.registry import FEATURES, SOURCES
@@ -19,9 +18,10 @@ SOURCE_COLOURS = {"orders": "#1b9e77", "contracts": "#d95f02", "satellite": "#75
 def directed_auc(defaulted: np.ndarray, values: pd.Series, direction: int) -> float:
     """AUC of one feature for predicting default, oriented by its declared direction
     (missing values take the median); 0.5 when the feature or the label does not vary."""
-    filled = values.astype(float).fillna(values.median()).to_numpy()
-    if len(np.unique(defaulted)) < 2 or np.all(filled == filled[0]):
+    values = values.astype(float)
+    if len(np.unique(defaulted)) < 2 or values.nunique() < 2:
         return 0.5
+    filled = values.fillna(values.median()).to_numpy()
     auc = float(roc_auc_score(defaulted, filled))
     return {1: auc, -1: 1 - auc, 0: max(auc, 1 - auc)}[direction]
 
@@ -42,6 +42,8 @@ def plot_feature_report(
     series: pd.DataFrame, fields: pd.DataFrame, training: pd.DataFrame, path: Path
 ) -> None:
     """Write a two-panel PNG: weekly median NDVI per county, and AUC per feature."""
+    from matplotlib.figure import Figure  # plotting only: AUCs need no matplotlib
+
     fig = Figure(figsize=(14, 7), layout="constrained")
     ndvi_ax, auc_ax = fig.subplots(1, 2, width_ratios=[1.1, 1])
     obs = good_observations(series).merge(fields[["field_id", "county"]], on="field_id")

@@ -18,15 +18,12 @@ from features.build import (
     Inputs,
     Reference,
     build_reference,
-    field_table,
+    inputs_from_tables,
     latest_event,
+    validated_tables,
 )
-from features.errors import TableValidationError
 from features.history import loan_settlements
 from features.satellite.seasons import good_observations
-from features.satellite.series import build_index_series
-from features.satellite.zonal import FieldSet
-from features.validation import validate_dir
 
 
 @dataclass(frozen=True)
@@ -86,31 +83,10 @@ class FeatureSource:
             TableValidationError: with every problem, when the data are not valid.
         """
         data_dir = Path(data_dir)
-        report = validate_dir(data_dir, check_rasters=False)
-        if not report.ok:
-            raise TableValidationError(report.problems)
-        t = report.tables
-        fields = t["fields"]
-        fieldset = FieldSet(
-            fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
-        )
+        t = validated_tables(data_dir)
         built = data_dir / "features" / SERIES_FILE
-        series = (
-            pd.read_parquet(built)
-            if built.exists()
-            else build_index_series(data_dir, t["scenes"], fieldset)
-        )
-        inputs = Inputs(
-            farmers=t["farmers"],
-            fields=field_table(fields, t["farmers"], fieldset),
-            orders=t["orders"],
-            contracts=t["contracts"],
-            loans=t["loans"],
-            repayments=t["repayments"],
-            buyers=t["buyers"],
-            market_prices=t["market_prices"],
-            series=series,
-        )
+        series = pd.read_parquet(built) if built.exists() else None
+        inputs = inputs_from_tables(data_dir, t, series=series)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         snapshot, snapshot_as_of = _snapshot(data_dir)
         return cls(

@@ -25,6 +25,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK = 7_246_001  # advisory lock id serialising appends to the chain
 
 
+def _request_hash(request: dict) -> str:
+    return hashlib.sha256(canonical(request).encode()).hexdigest()
+
+
+def _conflict() -> IdempotencyConflictError:
+    return IdempotencyConflictError(
+        "this Idempotency-Key was used before with a different request body; use a new key "
+        "for a new request",
+        field="Idempotency-Key",
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -173,7 +185,7 @@ class Ledger:
         job = _Job(
             key_id,
             idempotency_key,
-            hashlib.sha256(canonical(request).encode()).hexdigest(),
+            _request_hash(request),
             bodies,
             Future(),
         )
@@ -241,11 +253,7 @@ class Ledger:
                 seen = None if row is None else (row.request_hash, row.decision_id)
             if seen is not None:
                 if seen[0] != job.request_hash:
-                    return IdempotencyConflictError(
-                        "this Idempotency-Key was used before with a different request "
-                        "body; use a new key for a new request",
-                        field="Idempotency-Key",
-                    )
+                    return _conflict()
                 return seen[1], False
             in_batch[ident] = (job.request_hash, job.bodies[0][0])
         for decision_id, kind, body in job.bodies:
@@ -261,6 +269,26 @@ class Ledger:
                 )
             )
         return job.bodies[0][0], True
+
+    def replay(self, *, key_id: str, idempotency_key: str, request: dict) -> str | None:
+        """The decision already recorded for this key and request, if any, so a retry is
+        answered without deciding again. `record` still checks inside its transaction.
+
+        Raises:
+            IdempotencyConflictError: the key was used before with a different request.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idempotency).where(
+                    idempotency.c.key_id == key_id,
+                    idempotency.c.idempotency_key == idempotency_key,
+                )
+            ).first()
+        if row is None:
+            return None
+        if row.request_hash != _request_hash(request):
+            raise _conflict()
+        return row.decision_id
 
     def get(self, decision_id: str) -> StoredDecision | None:
         """A stored decision, or None."""

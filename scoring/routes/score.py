@@ -53,6 +53,12 @@ def create_score(
 ) -> dict:
     """Decide an input-loan application: approve, refer or decline, with the probability of
     default, limit, price, due date, payments to suppliers and up to four reasons."""
+    if idempotency_key is not None:  # a retry gets the stored decision, not a new one
+        stored_id = state.ledger.replay(
+            key_id=key.key_id, idempotency_key=idempotency_key, request=body.model_dump()
+        )
+        if stored_id is not None:
+            return state.ledger.get(stored_id).body["response"]
     model = state.models.current  # one reference: this request uses this version throughout
     app = Application(
         application_id=body.application_id or f"APP-{uuid.uuid4().hex[:12]}",

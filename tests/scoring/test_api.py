@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from scoring.auth import create_key
 from scoring.feature_source import FeatureSource
 from tests.scoring.conftest import bearer
 
@@ -71,6 +72,23 @@ def test_same_idempotency_key_and_body_returns_the_stored_decision_once(client, 
 
     assert first.json()["decision_id"] == again.json()["decision_id"]
     assert state.ledger.count() == 1
+
+
+def test_a_retry_is_answered_from_the_ledger_without_deciding_again(
+    client, state, body, monkeypatch
+):
+    from scoring.routes import score
+
+    headers = bearer(state) | {"Idempotency-Key": "order-44"}
+    first = client.post("/v1/score", json=body, headers=headers).json()
+
+    def must_not_decide(*args, **kwargs):
+        raise AssertionError("a retry decided again")
+
+    monkeypatch.setattr(score, "evaluate_applications", must_not_decide)
+    again = client.post("/v1/score", json=body, headers=headers)
+
+    assert again.status_code == 200 and again.json() == first
 
 
 def test_same_idempotency_key_with_another_body_is_422_and_writes_nothing(client, state, body):
@@ -165,9 +183,7 @@ def test_keys_roles_and_revocation(client, state, body):
     )
     coop = bearer(state, "coop", coop_id="C000")
     assert client.post("/v1/score", json=body, headers=coop).status_code == 403
-    key_id, secret = __import__("scoring.auth", fromlist=["create_key"]).create_key(
-        state.ledger, role="lender", name="to revoke"
-    )
+    key_id, secret = create_key(state.ledger, role="lender", name="to revoke")
     assert state.ledger.revoke_key(key_id)
     revoked = client.post("/v1/score", json=body, headers={"Authorization": f"Bearer {secret}"})
     assert revoked.status_code == 401
