@@ -61,7 +61,6 @@ class FeatureSource:
 
     inputs: Inputs
     reference: Reference
-    suppliers: pd.DataFrame
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
     snapshot: pd.DataFrame | None  # features of every farmer at `snapshot_as_of`, by farmer
@@ -92,7 +91,6 @@ class FeatureSource:
         return cls(
             inputs=inputs,
             reference=build_reference(inputs),
-            suppliers=t["suppliers"],
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=latest_event(inputs) + pd.Timedelta(seconds=1),
             snapshot=snapshot,

@@ -15,7 +15,6 @@ layers, so a pixel under two fields counts for both.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numba
@@ -248,11 +247,3 @@ def zonal_stats(scene: Scene, fields: FieldSet, *, green_ndvi: float = GREEN_NDV
         frame.insert(0, "field_id", fields.field_ids[members])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def iter_zonal_stats(
-    scenes: Iterator[Scene], fields: FieldSet, *, green_ndvi: float = GREEN_NDVI
-) -> Iterator[pd.DataFrame]:
-    """Stream `zonal_stats` over scenes, one frame per scene."""
-    for scene in scenes:
-        yield zonal_stats(scene, fields, green_ndvi=green_ndvi)

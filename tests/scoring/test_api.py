@@ -14,7 +14,7 @@ def applications(source: FeatureSource, served_world, n: int = 20) -> list[dict]
     """Bodies for farmers with a contract open at the data's as-of time."""
     snap = pd.read_parquet(served_world / "features" / "snapshot.parquet")
     snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")]
-    supplier = source.suppliers.loc[source.suppliers["approved"], "supplier_id"].iloc[0]
+    supplier = next(s for s, approved in source.approved_suppliers.items() if approved)
     return [
         {
             "farmer_id": r.farmer_id,
