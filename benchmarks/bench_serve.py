@@ -2,32 +2,37 @@
 
 Starts `agricredit serve` on the default world (data/world, built by `make demo`) with a
 fresh SQLite ledger, and `mlflow models serve` on the same champion booster logged as an
-MLflow LightGBM model. CONCURRENCY clients each send REQUESTS/CONCURRENCY requests one
-after another (bounded load): full decisions with a new Idempotency-Key each (features,
-prediction, policy, reasons where needed, ledger write) against single-row predictions.
-Reports p50, p99 and requests per second of each, measured in the same run.
+MLflow LightGBM model. The load generator is wrk (Debian package `wrk`: one C thread, so
+it takes as little of the two cores as a load can): CONCURRENCY connections each send one
+request after another for SECONDS (bounded load). Ours are full decisions with a new
+Idempotency-Key each (features, prediction, policy, reasons where needed, ledger write
+committed before the answer); the peer's are single-row predictions. Reports p50, p99 and
+requests per second of each, measured in the same run, and checks that the ledger holds a
+row for every answered decision.
 
-    python benchmarks/bench_serve.py [--requests 2000] [--concurrency 8]
+    python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8] [--workers 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 
 BIN = Path(sys.executable).parent
+WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
 
 
 def free_port() -> int:
@@ -49,103 +54,128 @@ def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def drive(url: str, bodies: list[dict], headers, concurrency: int) -> tuple[list[float], float]:
-    """Send every body once, `concurrency` at a time; latencies (s) and wall time."""
-    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured."""
 
-    def client(part: list[dict]) -> list[float]:
-        out = []
-        with httpx.Client(timeout=60) as http:
-            for i, body in enumerate(part):
-                start = time.perf_counter()
-                response = http.post(url, json=body, headers=headers(i))
-                out.append(time.perf_counter() - start)
-                if response.status_code >= 400:
-                    raise RuntimeError(f"{url}: {response.status_code} {response.text[:500]}")
-        return out
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = [x for part in pool.map(client, chunks) for x in part]
-    return latencies, time.perf_counter() - start
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self, name: str) -> str:
+        return (
+            f"  {name:<46} p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
+            f"  {self.rps:8.1f} req/s"
+        )
 
 
-def report(name: str, latencies: list[float], wall: float) -> float:
-    ms = np.array(latencies) * 1000
-    rps = len(latencies) / wall
-    print(
-        f"  {name:<44} p50 {np.percentile(ms, 50):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms"
-        f"  {rps:8.1f} req/s"
-    )
-    return rps
+def drive(url: str, path: str, bodies: Path, *, key: str, concurrency: int, seconds: int) -> Load:
+    """wrk with `concurrency` connections for `seconds`; every answer must be a 2xx."""
+    tag = uuid.uuid4().hex[:12]
+    env = os.environ | {"WRK_BODIES": str(bodies), "WRK_PATH": path, "WRK_KEY": key, "WRK_RUN": tag}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
+         "-s", str(WRK_SCRIPT), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
+    n, micros, p50, p99, bad_status, failed = (int(f) for f in fields)
+    if bad_status or failed:
+        raise RuntimeError(f"{url}{path}: {bad_status} non-2xx answers, {failed} socket errors")
+    return Load(n, micros / 1e6, p50 / 1000, p99 / 1000)
+
+
+def ledger_rows(env: dict) -> int:
+    from scoring.ledger.repo import Ledger
+
+    ledger = Ledger(env["AGRICREDIT_DATABASE_URL"])
+    try:
+        return ledger.count()
+    finally:
+        ledger.close()
+
+
+def ours(args, workers: int, bodies: Path, tmp: Path) -> Load:
+    env = os.environ | {
+        "AGRICREDIT_DATA_DIR": str(args.data),
+        "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}.db'}",
+    }
+    key = subprocess.run(
+        [BIN / "agricredit", "keys", "create", "--role", "lender"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()[1]  # fmt: skip
+    port = free_port()
+    log = open(tmp / f"serve-{workers}.log", "wb")  # the server writes it while it runs
+    proc = subprocess.Popen(
+        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/readyz", proc)
+        drive(url, "/v1/score", bodies, key=key, concurrency=args.concurrency, seconds=2)
+        time.sleep(1)  # the warm-up's last answers land before the count
+        before = ledger_rows(env)
+        load = drive(
+            url, "/v1/score", bodies, key=key, concurrency=args.concurrency, seconds=args.seconds
+        )
+        time.sleep(1)
+        written = ledger_rows(env) - before
+    finally:
+        proc.terminate()
+        proc.wait()
+    # wrk stops counting at the deadline; answers still in flight then were written too
+    if not load.requests <= written <= load.requests + args.concurrency:
+        raise RuntimeError(f"{load.requests} decisions answered but {written} ledger rows")
+    return load
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data", type=Path, default=Path("data/world"))
-    parser.add_argument("--workers", type=int, default=1, help="agricredit serve --workers")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench_serve needs wrk: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp())
-    env = os.environ | {
-        "AGRICREDIT_DATA_DIR": str(args.data),
-        "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / 'ledger.db'}",
-    }
-    key = subprocess.run(
-        [BIN / "agricredit", "keys", "create", "--role", "lender"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()[1]
     snap = pd.read_parquet(args.data / "features" / "snapshot.parquet")
     snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")]
-    bodies = [
-        {
-            "farmer_id": r.farmer_id,
-            "contract_id": r.contract_id,
-            "requested_minor": 800_000,
-            "inputs": [{"supplier_id": "S002", "item": "seed", "amount_minor": 800_000}],
-        }
-        for r in snap.itertuples()
-    ]
-    bodies = [bodies[i % len(bodies)] for i in range(args.requests)]
-
-    port = free_port()
-    log = open(tmp / "serve.log", "wb")  # the server writes it while it runs
-    ours = subprocess.Popen(
-        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    bodies = tmp / "score.jsonl"
+    bodies.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "farmer_id": r.farmer_id,
+                    "contract_id": r.contract_id,
+                    "requested_minor": 800_000,
+                    "inputs": [{"supplier_id": "S002", "item": "seed", "amount_minor": 800_000}],
+                }
+            )
+            + "\n"
+            for r in snap.itertuples()
+        )
     )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", ours)
-        counter = iter(range(10**9))
-
-        def headers(_: int) -> dict:
-            return {"Authorization": f"Bearer {key}", "Idempotency-Key": f"b{next(counter)}"}
-
-        drive(f"http://127.0.0.1:{port}/v1/score", bodies[:50], headers, args.concurrency)
-        lat, wall = drive(f"http://127.0.0.1:{port}/v1/score", bodies, headers, args.concurrency)
-    finally:
-        ours.terminate()
-        ours.wait()
-
-    peer_rps = peer(args, bodies, tmp)
+    results = {w: ours(args, w, bodies, tmp) for w in args.workers}
+    theirs = peer(args, tmp)
     print(
-        f"{args.requests} requests, {args.concurrency} concurrent clients, loopback, "
-        f"{args.workers} agricredit worker(s)"
+        f"{args.seconds} s of load, {args.concurrency} concurrent connections (wrk, one "
+        f"thread), loopback, {len(snap)} distinct applications"
     )
-    rps = report("agricredit /v1/score (decision + ledger)", lat, wall)
-    if peer_rps:
-        report("mlflow models serve (bare prediction)", *peer_rps)
-        print(f"  agricredit serves {rps / (len(peer_rps[0]) / peer_rps[1]):.1f}x the requests/s")
-    print(f"  median latency {statistics.median(lat) * 1000:.2f} ms")
+    for workers, load in results.items():
+        print(load.line(f"agricredit /v1/score, {workers} worker(s)"))
+    print(theirs.line("mlflow models serve (bare prediction)"))
+    for workers, load in results.items():
+        print(f"  {workers} worker(s): {load.rps / theirs.rps:.1f}x mlflow's requests/s")
 
 
-def peer(args, bodies: list[dict], tmp: Path) -> tuple[list[float], float] | None:
+def peer(args, tmp: Path) -> Load:
     """The champion booster logged as an MLflow LightGBM model, served by mlflow."""
     import mlflow
     import mlflow.lightgbm
@@ -162,39 +192,28 @@ def peer(args, bodies: list[dict], tmp: Path) -> tuple[list[float], float] | Non
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'peer.db'}",
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
+    # a bare prediction needs no missing values to be timed: JSON has no NaN
+    records = rows.astype(float).fillna(0.0).to_numpy().tolist()
+    bodies = tmp / "peer.jsonl"
+    bodies.write_text(
+        "".join(
+            json.dumps({"dataframe_split": {"columns": list(rows.columns), "data": [r]}}) + "\n"
+            for r in records
+        )
+    )
     log = open(tmp / "mlflow.log", "wb")  # the server writes it while it runs
     proc = subprocess.Popen(
-        [
-            BIN / "mlflow",
-            "models",
-            "serve",
-            "-m",
-            f"runs:/{run.info.run_id}/model",
-            "-p",
-            str(port),
-            "--env-manager",
-            "local",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        [BIN / "mlflow", "models", "serve", "-m", f"runs:/{run.info.run_id}/model",
+         "-p", str(port), "--env-manager", "local"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(f"http://127.0.0.1:{port}/ping", proc)
-        # a bare prediction needs no missing values to be timed: JSON has no NaN
-        records = rows.astype(float).fillna(0.0).to_numpy().tolist()
-        payloads = [
-            {
-                "dataframe_split": {
-                    "columns": list(rows.columns),
-                    "data": [records[i % len(records)]],
-                }
-            }
-            for i in range(len(bodies))
-        ]
-        url = f"http://127.0.0.1:{port}/invocations"
-        drive(url, payloads[:50], lambda _: {}, args.concurrency)
-        return drive(url, payloads, lambda _: {}, args.concurrency)
+        wait_ready(f"{url}/ping", proc)
+        drive(url, "/invocations", bodies, key="", concurrency=args.concurrency, seconds=2)
+        return drive(
+            url, "/invocations", bodies, key="", concurrency=args.concurrency, seconds=args.seconds
+        )
     finally:
         proc.terminate()
         proc.wait()

@@ -203,6 +203,10 @@ QUALITY_FLAGS: tuple[QualityFlag, ...] = (
 )  # fmt: skip
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FLAG_NAMES: tuple[str, ...] = tuple(f.name for f in QUALITY_FLAGS)
+# one application as numbers: every feature, then every flag (1.0 when raised)
+ROW_COLUMNS: tuple[str, ...] = FEATURE_NAMES + FLAG_NAMES
+_BY_NAME = {f.name: f for f in FEATURES}
 
 
 def features_of(source: Source) -> tuple[FeatureSpec, ...]:
@@ -224,7 +228,6 @@ def output_columns(source: Source) -> list[str]:
 
 def get_feature(name: str) -> FeatureSpec:
     """The declaration of feature `name`."""
-    for spec in FEATURES:
-        if spec.name == name:
-            return spec
+    if name in _BY_NAME:
+        return _BY_NAME[name]
     raise KeyError(f"no feature named {name!r}; `agricredit features list` shows the catalogue")

@@ -11,7 +11,7 @@ from scoring.ledger.repo import ApiKey
 from scoring.state import ServiceState
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """The state the lifespan built."""
     return request.app.state.service
 
@@ -20,7 +20,7 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
 def _role(*roles: str):
-    def dependency(
+    async def dependency(  # async: no thread hop; a key is looked up at most every few s
         state: StateDep, authorization: Annotated[str | None, Header()] = None
     ) -> ApiKey:
         return authenticate(state.ledger, authorization, allowed=roles)

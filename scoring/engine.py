@@ -6,13 +6,16 @@ built together and predicted together.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from features.asof import DAY_NS, instant_ns
 from features.build import build_features
+from features.registry import FLAG_NAMES, ROW_COLUMNS
 from scoring.errors import InvalidApplicationError, NotFoundError
 from scoring.feature_source import FeatureSource
 from scoring.policy import Case, Decision, Policy, decide
@@ -109,85 +112,120 @@ def check_application(app: Application, source: FeatureSource) -> None:
         )
 
 
-def _case_inputs(
-    source: FeatureSource, apps: list[Application], rows: pd.DataFrame, as_of: pd.Timestamp
-) -> list[dict]:
-    """Per application, what the policy needs besides the model's output."""
+_COLUMN = {name: j for j, name in enumerate(ROW_COLUMNS)}
+_FLAGS = [(name, _COLUMN[name]) for name in FLAG_NAMES]
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """Applications as numbers, in order: one row each over ROW_COLUMNS (features, then
+    quality flags as 1.0 / 0.0)."""
+
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        """One feature or flag of every application."""
+        return self.values[:, _COLUMN[name]]
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """The named columns, in that order (a model's input matrix)."""
+        return self.values[:, _positions(tuple(names))]
+
+    def frame(self) -> pd.DataFrame:
+        """As a table (flags as booleans), for inspection and tests."""
+        frame = pd.DataFrame(self.values, columns=list(ROW_COLUMNS))
+        return frame.astype(dict.fromkeys(FLAG_NAMES, bool))
+
+
+@lru_cache(maxsize=16)
+def _positions(names: tuple[str, ...]) -> np.ndarray:
+    return np.array([_COLUMN[n] for n in names], dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class _PolicyInputs:
+    """What the policy needs about one application besides the model's output."""
+
+    crop: str | None
+    delivery_end: pd.Timestamp | None
+    drawn: float
+    arrears_days: float
+    verified_ha: float | None
+    cultivated_ratio: float | None
+    days_since_scene: float | None
+
+
+def _policy_inputs(
+    source: FeatureSource, apps: list[Application], rows: FeatureRows, as_of: pd.Timestamp
+) -> list[_PolicyInputs]:
     t = instant_ns(as_of)
     point = source.at(as_of)
-    ratios = rows["sat_last_cultivated_ratio"].to_numpy(dtype=float)
+    ratios = rows.column("sat_last_cultivated_ratio").tolist()
     out = []
-    for i, app in enumerate(apps):
+    for app, ratio in zip(apps, ratios, strict=True):
         contract = source.contract(app.contract_id)
-        loans = point.outstanding.get(app.farmer_id, [])
+        loans = point.outstanding.get(app.farmer_id, ())
         arrears = max([(t - due) / DAY_NS for _, _, due in loans] + [0.0])
         drawn = sum(amount for contract_id, amount, _ in loans if contract_id == app.contract_id)
-        fields = source.fields_of(app.farmer_id)
-        crop_area = float(fields.loc[fields["crop"] == contract["crop"], "declared_area_ha"].sum())
-        seen = [point.last_scene[f] for f in fields["field_id"] if f in point.last_scene]
-        ratio = ratios[i]
-        known = not np.isnan(ratio)
+        fields = source.field_rows(app.farmer_id)
+        crop_area = sum(area for _, crop, area in fields if crop == contract["crop"])
+        seen = [point.last_scene_ns[f] for f, _, _ in fields if f in point.last_scene_ns]
+        known = not math.isnan(ratio)
         out.append(
-            {
-                "crop": contract["crop"],
-                "delivery_end": contract["delivery_end"],
-                "drawn": float(drawn),
-                "arrears": float(arrears),
-                "verified_ha": float(ratio * crop_area) if known else None,
-                "cultivated_ratio": float(ratio) if known else None,
-                "days_since_scene": (as_of - max(seen)).total_seconds() / 86_400 if seen else None,
-            }
+            _PolicyInputs(
+                crop=contract["crop"],
+                delivery_end=contract["delivery_end"],
+                drawn=float(drawn),
+                arrears_days=float(arrears),
+                verified_ha=ratio * crop_area if known else None,
+                cultivated_ratio=ratio if known else None,
+                days_since_scene=(t - max(seen)) / DAY_NS if seen else None,
+            )
         )
     return out
 
 
 def feature_rows(
     apps: list[Application], source: FeatureSource, as_of: pd.Timestamp
-) -> pd.DataFrame:
+) -> FeatureRows:
     """Feature rows of the applications, in order.
 
     When the feature store's snapshot was built at exactly `as_of` and names the same
     contract, its row is the application's features (only the requested amount's ratio
     depends on the request); every other application is built with `build_features`.
     """
-    frame = pd.DataFrame(
-        {
-            "application_id": [a.application_id for a in apps],
-            "farmer_id": [a.farmer_id for a in apps],
-            "as_of": pd.array([as_of] * len(apps), dtype="datetime64[ns, UTC]"),
-            "contract_id": [a.contract_id for a in apps],
-            "requested_minor": [float(a.requested_minor) for a in apps],
-        }
-    )
-    snap = source.snapshot_rows(as_of)
-    hits = [
-        i
-        for i, a in enumerate(apps)
-        if snap is not None
-        and a.farmer_id in snap.index
-        and snap.at[a.farmer_id, "contract_id"] == a.contract_id
-    ]
-    rest = [i for i in range(len(apps)) if i not in set(hits)]
-    parts = []
+    values = np.empty((len(apps), len(ROW_COLUMNS)))
+    snapshot = source.snapshot_at(as_of)
+    hits, rest = [], []
+    for i, app in enumerate(apps):
+        found = snapshot.rows.get(app.farmer_id) if snapshot is not None else None
+        if found is not None and found[1] == app.contract_id:
+            hits.append((i, found[0]))
+        else:
+            rest.append(i)
     if hits:
-        rows = snap.loc[[apps[i].farmer_id for i in hits]].reset_index(drop=True)
-        receivable = rows["contract_receivable_minor"].to_numpy(dtype=float)
-        requested = frame["requested_minor"].to_numpy()[hits]
+        at, from_row = (list(x) for x in zip(*hits, strict=True))
+        values[at] = snapshot.values[from_row]
+        receivable = values[at, _COLUMN["contract_receivable_minor"]]
+        requested = np.array([apps[i].requested_minor for i in at], dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rows["contract_requested_over_receivable"] = np.where(
+            values[at, _COLUMN["contract_requested_over_receivable"]] = np.where(
                 receivable > 0, requested / receivable, np.nan
             )
-        rows["application_id"] = frame["application_id"].to_numpy()[hits]
-        rows.index = hits
-        parts.append(rows)
     if rest:
-        inputs = source.for_farmers(sorted({apps[i].farmer_id for i in rest}))
-        built = build_features(
-            inputs, frame.iloc[rest].reset_index(drop=True), reference=source.reference
+        frame = pd.DataFrame(
+            {
+                "application_id": [apps[i].application_id for i in rest],
+                "farmer_id": [apps[i].farmer_id for i in rest],
+                "as_of": pd.array([as_of] * len(rest), dtype="datetime64[ns, UTC]"),
+                "contract_id": [apps[i].contract_id for i in rest],
+                "requested_minor": [float(apps[i].requested_minor) for i in rest],
+            }
         )
-        built.index = rest
-        parts.append(built)
-    return pd.concat(parts).sort_index()
+        inputs = source.for_farmers(sorted({apps[i].farmer_id for i in rest}))
+        built = build_features(inputs, frame, reference=source.reference)
+        values[rest] = built[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+    return FeatureRows(values)
 
 
 def evaluate_applications(
@@ -205,53 +243,57 @@ def evaluate_applications(
     are not approved get them (contributions cost far more than predictions).
     """
     rows = feature_rows(apps, source, as_of)
-    pd_ = model.predict_pd(rows)
-    points = model.scaler.points(pd_)
-    bands = model.scaler.band(pd_)
-    extras = _case_inputs(source, apps, rows, as_of)
+    x = rows.matrix(model.feature_names)
+    pd_ = model.predict_pd(x)
+    points = model.scaler.points(pd_).tolist()
+    bands = [str(b) for b in model.scaler.band(pd_)]
+    pds = pd_.tolist()
+    extras = _policy_inputs(source, apps, rows, as_of)
+    receivable = np.nan_to_num(rows.column("contract_receivable_minor")).tolist()
+    not_open = (rows.column("dq_no_contract") + rows.column("dq_contract_not_open")).tolist()
     decisions = []
     for i, app in enumerate(apps):
-        row, x = rows.iloc[i], extras[i]
+        e = extras[i]
         contract = source.contract(app.contract_id)
-        contract_open = not (row["dq_no_contract"] or row["dq_contract_not_open"])
         case = Case(
             requested_minor=app.requested_minor,
-            pd=float(pd_[i]),
-            band=str(bands[i]),
-            crop=x["crop"],
-            contract_open=contract_open,
-            delivery_end=x["delivery_end"],
+            pd=pds[i],
+            band=bands[i],
+            crop=e.crop,
+            contract_open=not not_open[i],
+            delivery_end=e.delivery_end,
             buyer_grade=source.buyer_grades.get(contract["buyer_id"]),
-            receivable_minor=float(np.nan_to_num(row["contract_receivable_minor"])),
-            drawn_on_contract_minor=x["drawn"],
-            verified_cultivated_ha=x["verified_ha"],
-            cultivated_ratio=x["cultivated_ratio"],
-            days_since_last_scene=x["days_since_scene"],
-            arrears_days=x["arrears"],
+            receivable_minor=receivable[i],
+            drawn_on_contract_minor=e.drawn,
+            verified_cultivated_ha=e.verified_ha,
+            cultivated_ratio=e.cultivated_ratio,
+            days_since_last_scene=e.days_since_scene,
+            arrears_days=e.arrears_days,
             as_of=as_of,
         )
         decisions.append(decide(case, policy))
     needs = [i for i, d in enumerate(decisions) if reasons_for == "all" or d.decision != "approve"]
-    contrib = model.contributions(rows.iloc[needs]) if needs else np.zeros((0, 0))
+    contrib = model.contributions(x[needs]) if needs else np.zeros((0, 0))
     by_row = dict(zip(needs, contrib, strict=True))
-    flags = [c for c in rows.columns if c.startswith("dq_")]
+    names = model.feature_names
+    model_values = x.tolist()
+    flag_values = rows.values[:, [j for _, j in _FLAGS]].tolist()
     outcomes = []
     for i, app in enumerate(apps):
         d = decisions[i]
-        row = rows.iloc[i]
-        reasons = top_reasons(model.feature_names, by_row[i]) if i in by_row else []
         outcomes.append(
             Outcome(
                 application=app,
                 decision=d,
-                pd=float(pd_[i]),
+                pd=pds[i],
                 points=int(points[i]),
-                band=str(bands[i]),
-                reasons=reasons,
+                band=bands[i],
+                reasons=top_reasons(names, by_row[i]) if i in by_row else [],
                 features={
-                    n: (None if pd.isna(row[n]) else float(row[n])) for n in model.feature_names
+                    n: (None if math.isnan(v) else v)
+                    for n, v in zip(names, model_values[i], strict=True)
                 },
-                flags=[f for f in flags if bool(row[f])],
+                flags=[name for (name, _), v in zip(_FLAGS, flag_values[i], strict=True) if v],
                 disbursements=_disburse(app, d.limit_minor) if d.decision == "approve" else [],
                 as_of=as_of,
             )

@@ -23,6 +23,7 @@ from features.build import (
     validated_tables,
 )
 from features.history import loan_settlements
+from features.registry import ROW_COLUMNS
 from features.satellite.seasons import good_observations
 
 
@@ -33,7 +34,27 @@ class PointInTime:
     # per farmer: (contract_id, principal in minor units, due time in ns) of every loan
     # applied for and not yet repaid
     outstanding: dict[str, list[tuple[str, int, int]]]
-    last_scene: dict[str, pd.Timestamp]  # latest clear observation of each field
+    last_scene_ns: dict[str, int]  # latest clear observation of each field
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The feature store's farmer snapshot as one float matrix (columns: ROW_COLUMNS), with
+    each farmer's row and the contract it was built for, looked up without searching."""
+
+    as_of: pd.Timestamp
+    values: np.ndarray
+    rows: dict[str, tuple[int, str]]  # farmer_id -> (row, contract_id)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, as_of: pd.Timestamp) -> Snapshot:
+        """From the snapshot table as `features build` writes it."""
+        values = frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+        rows = {
+            str(f): (i, str(c))
+            for i, (f, c) in enumerate(zip(frame["farmer_id"], frame["contract_id"], strict=True))
+        }
+        return cls(as_of, values, rows)
 
 
 def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]:
@@ -44,6 +65,20 @@ def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]
     as_of = pd.Timestamp(json.loads(manifest.read_text())["as_of"])
     snapshot = pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE)
     return snapshot.set_index("farmer_id", drop=False), as_of
+
+
+def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, float]]]:
+    """Each farmer's fields as (field_id, crop, declared_area_ha)."""
+    out: dict[str, list[tuple[str, str, float]]] = {}
+    for farmer, field_id, crop, area in zip(
+        fields["farmer_id"],
+        fields["field_id"],
+        fields["crop"],
+        fields["declared_area_ha"],
+        strict=True,
+    ):
+        out.setdefault(str(farmer), []).append((str(field_id), str(crop), float(area)))
+    return out
 
 
 def _rows_by(frame: pd.DataFrame, key: str) -> dict[str, dict]:
@@ -65,9 +100,11 @@ class FeatureSource:
     data_as_of: pd.Timestamp  # just after the latest event in the data
     snapshot: pd.DataFrame | None  # features of every farmer at `snapshot_as_of`, by farmer
     snapshot_as_of: pd.Timestamp | None
+    snapshot_matrix: Snapshot | None
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
     _fields: dict[str, np.ndarray]
+    _field_rows: dict[str, list[tuple[str, str, float]]]
     _contracts: dict[str, dict]
     _farmers: dict[str, dict]
     approved_suppliers: dict[str, bool]  # supplier_id -> approved for direct payment
@@ -95,9 +132,11 @@ class FeatureSource:
             data_as_of=latest_event(inputs) + pd.Timedelta(seconds=1),
             snapshot=snapshot,
             snapshot_as_of=snapshot_as_of,
+            snapshot_matrix=None if snapshot is None else Snapshot.of(snapshot, snapshot_as_of),
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),
             _fields=_positions(inputs.fields, "farmer_id"),
+            _field_rows=_fields_by_farmer(inputs.fields),
             _contracts=_rows_by(inputs.contracts, "contract_id"),
             _farmers=_rows_by(inputs.farmers, "farmer_id"),
             approved_suppliers=dict(
@@ -123,9 +162,15 @@ class FeatureSource:
         """The farmer's fields (possibly none)."""
         return self.inputs.fields.iloc[self._fields.get(farmer_id, np.zeros(0, dtype=np.int64))]
 
-    def snapshot_rows(self, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    def field_rows(self, farmer_id: str) -> list[tuple[str, str, float]]:
+        """The farmer's fields as (field_id, crop, declared_area_ha), possibly none."""
+        return self._field_rows.get(farmer_id, [])
+
+    def snapshot_at(self, as_of: pd.Timestamp) -> Snapshot | None:
         """The built snapshot, when it was built for exactly this as-of time."""
-        return self.snapshot if self.snapshot_as_of == as_of else None
+        if self.snapshot_matrix is None or self.snapshot_matrix.as_of != as_of:
+            return None
+        return self.snapshot_matrix
 
     def at(self, as_of: pd.Timestamp) -> PointInTime:
         """Loans outstanding and each field's latest clear scene at `as_of` (cached)."""
@@ -136,6 +181,7 @@ class FeatureSource:
             outstanding = loans[before(loans["applied_at"], t) & ~before(settled_at, t)]
             obs = good_observations(self.inputs.series)
             obs = obs[before(obs["acquired_at"], t)]
+            last = obs.groupby("field_id")["acquired_at"].max()
             if len(self._point) > 8:
                 self._point.clear()
             loans_by_farmer: dict[str, list[tuple[str, int, int]]] = {}
@@ -151,7 +197,7 @@ class FeatureSource:
                 )
             self._point[t] = PointInTime(
                 outstanding=loans_by_farmer,
-                last_scene=obs.groupby("field_id")["acquired_at"].max().to_dict(),
+                last_scene_ns=dict(zip(last.index.astype(str), to_ns(last).tolist(), strict=True)),
             )
         return self._point[t]
 

@@ -17,7 +17,7 @@ class ServiceMetrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
-        buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+        buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
         self.latency = Histogram(
             "agricredit_request_seconds",
             "Request latency",

@@ -26,7 +26,13 @@ import click
     type=int,
     help="Worker processes; each loads its own model after it starts.",
 )
-def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request line (the ledger and /metrics already record each decision).",
+)
+def serve(host: str, port: int, data_dir: Path | None, workers: int, access_log: bool) -> None:
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
@@ -39,6 +45,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

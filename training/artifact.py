@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -49,24 +50,27 @@ class ModelBundle:
     features: list[FeatureSpec]
     sha256: str
 
-    @property
+    @cached_property
     def feature_names(self) -> list[str]:
         """Model input columns, in order."""
         return [f.name for f in self.features]
 
-    def _x(self, rows: pd.DataFrame) -> np.ndarray:
-        # a plain float matrix in the model's column order: LightGBM skips pandas handling
+    def _x(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+        # a plain float matrix in the model's column order: LightGBM skips pandas handling;
+        # an array is taken to be in that order already
+        if isinstance(rows, np.ndarray):
+            return rows
         return rows[self.feature_names].to_numpy(dtype=float, na_value=np.nan)
 
-    def raw(self, rows: pd.DataFrame) -> np.ndarray:
+    def raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Raw log-odds of default."""
         return self.booster.predict(self._x(rows), raw_score=True, num_threads=1)
 
-    def predict_pd(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict_pd(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated probability of default."""
         return self.calibrator.predict(self.raw(rows))
 
-    def contributions(self, rows: pd.DataFrame) -> np.ndarray:
+    def contributions(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per-feature contributions to the raw score; the last column is the expected value."""
         return self.booster.predict(self._x(rows), pred_contrib=True, num_threads=1)
 
