@@ -74,10 +74,18 @@ class Load:
         )
 
 
-def drive(url: str, path: str, bodies: Path, *, key: str, concurrency: int, seconds: int) -> Load:
+def drive(
+    url: str, path: str, bodies: Path, *, key: str, concurrency: int, seconds: int,
+    method: str = "POST",
+) -> Load:  # fmt: skip
     """wrk with `concurrency` connections for `seconds`; every answer must be a 2xx."""
-    tag = uuid.uuid4().hex[:12]
-    env = os.environ | {"WRK_BODIES": str(bodies), "WRK_PATH": path, "WRK_KEY": key, "WRK_RUN": tag}
+    env = os.environ | {
+        "WRK_BODIES": str(bodies),
+        "WRK_PATH": path,
+        "WRK_KEY": key,
+        "WRK_RUN": uuid.uuid4().hex[:12],  # Idempotency-Keys never repeat across runs
+        "WRK_METHOD": method,
+    }
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
          "-s", str(WRK_SCRIPT), url],
@@ -100,7 +108,8 @@ def ledger_rows(env: dict) -> int:
         ledger.close()
 
 
-def ours(args, workers: int, bodies: Path, tmp: Path) -> Load:
+def ours(args, workers: int, bodies: Path, tmp: Path) -> tuple[Load, Load]:
+    """The full decision, and the same server's /healthz (the framework with no work)."""
     env = os.environ | {
         "AGRICREDIT_DATA_DIR": str(args.data),
         "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}.db'}",
@@ -126,13 +135,17 @@ def ours(args, workers: int, bodies: Path, tmp: Path) -> Load:
         )
         time.sleep(1)
         written = ledger_rows(env) - before
+        floor = drive(
+            url, "/healthz", bodies, key="", concurrency=args.concurrency,
+            seconds=args.seconds, method="GET",
+        )  # fmt: skip
     finally:
         proc.terminate()
         proc.wait()
     # wrk stops counting at the deadline; answers still in flight then were written too
     if not load.requests <= written <= load.requests + args.concurrency:
         raise RuntimeError(f"{load.requests} decisions answered but {written} ledger rows")
-    return load
+    return load, floor
 
 
 def main() -> None:
@@ -168,11 +181,15 @@ def main() -> None:
         f"{args.seconds} s of load, {args.concurrency} concurrent connections (wrk, one "
         f"thread), loopback, {len(snap)} distinct applications"
     )
-    for workers, load in results.items():
+    for workers, (load, floor) in results.items():
         print(load.line(f"agricredit /v1/score, {workers} worker(s)"))
+        print(floor.line(f"  same server, GET /healthz (no work), {workers}"))
     print(theirs.line("mlflow models serve (bare prediction)"))
-    for workers, load in results.items():
-        print(f"  {workers} worker(s): {load.rps / theirs.rps:.1f}x mlflow's requests/s")
+    for workers, (load, floor) in results.items():
+        print(
+            f"  {workers} worker(s): /v1/score {load.rps / theirs.rps:.1f}x mlflow's requests/s;"
+            f" an empty route {floor.rps / theirs.rps:.1f}x"
+        )
 
 
 def peer(args, tmp: Path) -> Load:

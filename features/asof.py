@@ -8,6 +8,7 @@ when `t < as_of`. Every pipeline cuts its inputs through `visible`, `before` or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -23,6 +24,7 @@ def to_ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return pd.DatetimeIndex(values).as_unit("ns").asi8
 
 
+@lru_cache(maxsize=256)  # the service asks for the same few instants on every request
 def instant_ns(as_of: pd.Timestamp | str) -> int:
     """One timezone-aware instant as UTC nanoseconds; a naive time is refused."""
     t = pd.Timestamp(as_of)

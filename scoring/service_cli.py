@@ -36,14 +36,17 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, access_log:
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
+    from scoring.workers import run_workers
+
     if data_dir is not None:
         os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
+    if workers > 1:  # a listening socket per worker, so connections spread over them
+        raise SystemExit(run_workers(host, port, workers, access_log=access_log))
     uvicorn.run(
         "scoring.app:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
         log_level="info",
         access_log=access_log,
     )

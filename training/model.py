@@ -15,10 +15,15 @@ from features.registry import FeatureSpec
 class LightGBMSettings:
     """Hyper-parameters. Classes are deliberately not re-weighted: with about one default
     in ten, unweighted log-loss keeps raw scores close to probabilities, and calibration on
-    held-out data corrects what remains; re-weighting would only have to be undone."""
+    held-out data corrects what remains; re-weighting would only have to be undone.
 
-    learning_rate: float = 0.02
-    num_leaves: int = 15
+    Size: reasons are LightGBM's pred_contrib (TreeSHAP), whose cost grows with trees and
+    leaves and is paid on every declined or referred request. On the default world, 7
+    leaves at rate 0.05 (72 trees) lose 0.001 test AUC against 15 leaves at 0.02 (180
+    trees) and make contributions 5.5x cheaper (benchmarks/bench_model_size.py)."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 7
     min_data_in_leaf: int = 40
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8

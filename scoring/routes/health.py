@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,9 +12,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-def read_health() -> dict:
-    """The process is alive (touches nothing else)."""
-    return {"status": "alive"}
+async def read_health() -> dict:
+    """The process is alive (touches nothing else); `worker` is its process id."""
+    return {"status": "alive", "worker": os.getpid()}
 
 
 @router.get("/readyz")

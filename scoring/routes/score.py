@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 
 from scoring.deps import LenderDep, StateDep
 from scoring.engine import Application, InputLine, check_application, evaluate_applications
@@ -92,7 +93,7 @@ async def create_score(
     if not written:  # the same request with the same key: the decision already made
         return state.ledger.get(stored_id).body["response"]
     state.metrics.decisions.labels(outcome.decision.decision).inc()
-    return response
+    return JSONResponse(response)  # built to the schema above: not validated a second time
 
 
 @router.get("/decisions/{decision_id}", response_model=ScoreResponse, responses=ERRORS)

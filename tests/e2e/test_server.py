@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(world: Path, training, ledger_url: str, logs: Path):
+def running_server(world: Path, training, ledger_url: str, logs: Path, workers: int = 1):
     """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
     port = _free_port()
     book = Ledger(ledger_url)
@@ -49,7 +49,10 @@ def running_server(world: Path, training, ledger_url: str, logs: Path):
     # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
     log = open(logs / "serve.log", "wb")
     proc = subprocess.Popen(
-        [cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [cli, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -93,6 +96,41 @@ def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, sou
     assert len(ids) == 1
     book = Ledger(ledger_url)
     assert book.count() == 1 and book.verify().ok
+    book.close()
+
+
+@pytest.fixture
+def two_workers(served, tmp_path):
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_server(served.world, served.training, ledger_url, tmp_path, workers=2) as running:
+        yield running
+
+
+def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
+    base, keys, ledger_url, _ = two_workers
+    auth = {"Authorization": f"Bearer {keys['lender']}"}
+    pids = set()
+    for _ in range(24):  # a new connection each: the kernel spreads them over the workers
+        with httpx.Client(base_url=base, timeout=30) as client:
+            pids.add(client.get("/healthz").json()["worker"])
+    bodies = applications(source, served.world, 40)
+
+    def post(i: int) -> httpx.Response:
+        # fresh connections, so both workers decide: the same key races across processes
+        with httpx.Client(base_url=base, timeout=60) as client:
+            key = "shared" if i % 2 else f"own-{i}"
+            body = bodies[0] if i % 2 else bodies[i // 2]
+            return client.post("/v1/score", json=body, headers=auth | {"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(post, range(80)))
+
+    assert len(pids) == 2
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
+    shared = {r.json()["decision_id"] for i, r in enumerate(responses) if i % 2}
+    assert len(shared) == 1
+    book = Ledger(ledger_url)
+    assert book.count() == 40 + 1 and book.verify().ok
     book.close()
 
 

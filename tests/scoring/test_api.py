@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -204,7 +206,7 @@ def test_a_decision_is_readable_by_its_lender_only(client, state, body):
 def test_health_readiness_metrics_and_champion(client, state, body):
     client.post("/v1/score", json=body, headers=bearer(state))
 
-    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/healthz").json() == {"status": "alive", "worker": os.getpid()}
     assert client.get("/readyz").json() == {"model_loaded": True, "ledger_reachable": True}
     metrics = client.get("/metrics").text
     assert 'agricredit_requests_total{method="POST",route="/v1/score",status="200"} 1.0' in metrics

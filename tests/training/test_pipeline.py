@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,7 +86,10 @@ def test_a_changed_model_file_is_refused_before_it_is_parsed(tiny_matrix, tmp_pa
     digest = write_bundle(tmp_path / "m", booster=model.booster, calibrator=model.calibrator,
                           scaler=model.scaler, features=model.features)  # fmt: skip
     path = tmp_path / "m" / "model.txt"
-    path.write_text(path.read_text().replace("shrinkage=0.02", "shrinkage=0.5"))
+    text = path.read_text()
+    tampered = re.sub(r"shrinkage=[0-9.e-]+", "shrinkage=0.5", text, count=1)
+    assert tampered != text
+    path.write_text(tampered)
 
     with pytest.raises(ModelIntegrityError, match="changed after registration"):
         read_bundle(tmp_path / "m", expected_sha256=digest)
