@@ -41,6 +41,18 @@ def _print_problems(problems: list[Problem]) -> None:
     default=None,
     help="Counties that get satellite scenes (default: all; 0: tables only).",
 )
+@click.option(
+    "--members-per-coop",
+    type=int,
+    default=None,
+    help="Mean co-op size (default 60); co-ops stay within one county.",
+)
+@click.option(
+    "--coop-member-share",
+    type=float,
+    default=None,
+    help="Share of farmers who belong to a co-op (default 0.55).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(
     out: Path,
@@ -49,6 +61,8 @@ def simulate(
     seed: int,
     counties: int,
     imagery_counties: int | None,
+    members_per_coop: int | None,
+    coop_member_share: float | None,
     quiet: bool,
 ) -> None:
     """Simulate a smallholder world and write it as input tables, fields and scenes."""
@@ -62,6 +76,8 @@ def simulate(
             seed=seed,
             counties=counties,
             imagery_counties=imagery_counties,
+            **({} if members_per_coop is None else {"members_per_coop": members_per_coop}),
+            **({} if coop_member_share is None else {"coop_member_share": coop_member_share}),
         )
     except AgricreditError as exc:
         raise click.BadParameter(str(exc)) from exc

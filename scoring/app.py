@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from scoring.config import Settings, get_settings
 from scoring.errors import ServiceError
 from scoring.feature_source import FeatureSource
+from scoring.jobs import JobRunner
 from scoring.ledger.repo import Ledger
 from scoring.metrics import ServiceMetrics
 from scoring.model_store import ModelStore
 from scoring.policy import load_policy
-from scoring.routes import health, models, score
+from scoring.routes import coops, health, models, score
 from scoring.state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -66,36 +67,43 @@ def build_state(settings: Settings) -> ServiceState:
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes with 413 before they reach a handler."""
+    """Refuse bodies over `limit` bytes with 413 before they reach a handler; paths under
+    `batch_prefix` (co-op member lists) may send up to `batch_limit`."""
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(
+        self, app, limit: int, *, batch_limit: int | None = None, batch_prefix: str = "/v1/coops/"
+    ) -> None:
+        self.app, self.default = app, limit
+        self.batch_limit, self.batch_prefix = batch_limit or limit, batch_prefix
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        batch = scope.get("path", "").startswith(self.batch_prefix)
+        limit = self.batch_limit if batch else self.default
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self._refuse(send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self._refuse(send, limit)
         seen = 0
 
         async def counted():
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
         try:
             return await self.app(scope, counted, send)
         except _TooLarge:
-            return await self._refuse(send)
+            return await self._refuse(send, limit)
 
-    async def _refuse(self, send) -> None:
+    @staticmethod
+    async def _refuse(send, limit: int) -> None:
         body = (
             b'{"title":"Request body too large","status":413,"code":"body_too_large",'
-            b'"detail":"send at most %d bytes"}' % self.limit
+            b'"detail":"send at most %d bytes"}' % limit
         )
         await send(
             {
@@ -156,11 +164,14 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = state or build_state(settings)
+        app.state.runner = JobRunner(app.state.service)
+        app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished
         # the loaded data are millions of long-lived objects: keep the collector from
         # walking them on every full collection (pauses of tens of ms under load)
         gc.freeze()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         yield
+        app.state.runner.stop()
         if state is None:
             app.state.service.ledger.close()
 
@@ -171,6 +182,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         lifespan=lifespan,
     )
     app.include_router(score.router)
+    app.include_router(coops.router)
     app.include_router(models.router)
     app.include_router(health.router)
 
@@ -206,6 +218,8 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
             request,
         )
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, batch_limit=settings.max_batch_body_bytes
+    )
     app.add_middleware(Observe)
     return app

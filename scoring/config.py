@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     model_ref: str = "champion"
     clock: Literal["data", "now"] = "data"
     max_body_bytes: int = 64 * 1024
+    # a co-op's member list may be long: its route alone takes bodies up to this size
+    max_batch_body_bytes: int = 16 * 1024 * 1024
+    # pre-approvals of up to this many members are answered at once; larger ones are jobs
+    preapproval_sync_members: int = 500
 
     @property
     def ledger_url(self) -> str:

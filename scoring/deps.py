@@ -31,3 +31,4 @@ def _role(*roles: str):
 LenderDep = Annotated[ApiKey, Depends(_role("lender"))]
 ScientistDep = Annotated[ApiKey, Depends(_role("scientist"))]
 ReaderDep = Annotated[ApiKey, Depends(_role("lender", "scientist"))]
+CoopOrLenderDep = Annotated[ApiKey, Depends(_role("lender", "coop"))]

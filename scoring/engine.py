@@ -236,13 +236,15 @@ def evaluate_applications(
     policy: Policy,
     as_of: pd.Timestamp,
     reasons_for: str = "declined_or_referred",
+    rows: FeatureRows | None = None,
 ) -> list[Outcome]:
     """Decide a batch of (already checked) applications at `as_of`, vectorised.
 
     `reasons_for` = "all" computes contributions for every row; by default only rows that
-    are not approved get them (contributions cost far more than predictions).
+    are not approved get them (contributions cost far more than predictions). `rows`: the
+    applications' `feature_rows`, when the caller has them already.
     """
-    rows = feature_rows(apps, source, as_of)
+    rows = feature_rows(apps, source, as_of) if rows is None else rows
     x = rows.matrix(model.feature_names)
     pd_ = model.predict_pd(x)
     points = model.scaler.points(pd_).tolist()

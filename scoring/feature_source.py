@@ -81,6 +81,14 @@ def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, fl
     return out
 
 
+def _members_by_coop(coops: pd.DataFrame, farmers: pd.DataFrame) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {str(c): [] for c in coops["coop_id"]}
+    for farmer, coop in zip(farmers["farmer_id"], farmers["coop_id"], strict=True):
+        if pd.notna(coop):
+            members[str(coop)].append(str(farmer))
+    return members
+
+
 def _rows_by(frame: pd.DataFrame, key: str) -> dict[str, dict]:
     """Each row as a dict, by its key: the request path looks rows up, it does not search."""
     return {str(r[key]): r for r in frame.to_dict("records")}
@@ -107,6 +115,7 @@ class FeatureSource:
     _field_rows: dict[str, list[tuple[str, str, float]]]
     _contracts: dict[str, dict]
     _farmers: dict[str, dict]
+    coop_members: dict[str, list[str]]  # coop_id -> member farmer_ids (every co-op listed)
     approved_suppliers: dict[str, bool]  # supplier_id -> approved for direct payment
     buyer_grades: dict[str, str]
     _point: dict[int, PointInTime]
@@ -139,6 +148,7 @@ class FeatureSource:
             _field_rows=_fields_by_farmer(inputs.fields),
             _contracts=_rows_by(inputs.contracts, "contract_id"),
             _farmers=_rows_by(inputs.farmers, "farmer_id"),
+            coop_members=_members_by_coop(t["coops"], inputs.farmers),
             approved_suppliers=dict(
                 zip(
                     t["suppliers"]["supplier_id"],

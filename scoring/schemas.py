@@ -116,3 +116,78 @@ class Problem(BaseModel):
     code: str
     field: str | None = None
     request_id: str | None = None
+
+
+class MemberIn(BaseModel):
+    """A member to pre-approve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    farmer_id: str = Id
+    budget_minor: int | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT, description="input budget; default the policy's cap"
+    )
+    share: float | None = Field(
+        default=None, ge=0, le=1, description="share of the contract written in it, if any"
+    )
+
+
+class PreapprovalRequest(BaseModel):
+    """Pre-approve a co-op's members under one of its purchase contracts."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"contract_id": "K2287"}]},
+    )
+
+    contract_id: str = Id
+    members: list[MemberIn] | None = Field(
+        default=None,
+        max_length=200_000,
+        description="members to pre-approve; default every member of the co-op",
+    )
+
+
+class Progress(BaseModel):
+    """Members decided so far."""
+
+    done: int
+    total: int
+
+
+class MemberPreapproval(BaseModel):
+    """One member's pre-approval, or why they were not evaluated."""
+
+    farmer_id: str
+    status: Literal["evaluated", "not_a_member"]
+    detail: str | None = None
+    decision_id: str | None = None
+    decision: Literal["approve", "refer", "decline"] | None = None
+    probability_of_default: float | None = None
+    score: int | None = None
+    band: str | None = None
+    individual_limit_minor: int | None = None
+    allocation_minor: int | None = None
+    preapproved_limit_minor: int | None = None
+    capped_by_coop: bool | None = None
+    annual_rate: float | None = None
+    due_at: str | None = None
+    share: float | None = None
+    verified_area_ha: float | None = None
+    reasons: list[ReasonPublic] | None = None
+    data_quality_flags: list[str] | None = None
+    model_version: str | None = None
+
+
+class PreapprovalJob(BaseModel):
+    """A pre-approval: its status, progress and, once done, the co-op level summary and
+    every member's result."""
+
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    coop_id: str
+    contract_id: str
+    progress: Progress
+    summary: dict | None = None
+    members: list[MemberPreapproval] | None = None
+    error: str | None = None

@@ -108,13 +108,16 @@ class WorldParams:
             "counties": 1 <= self.counties <= len(COUNTY_NAMES),
             "pixel_size_m": 2.0 <= self.pixel_size_m <= 60.0,
             "revisit_days": 1 <= self.revisit_days <= 30,
+            "members_per_coop": self.members_per_coop >= 1,
+            "coop_member_share": 0.0 <= self.coop_member_share <= 1.0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise SimulationParameterError(
                     f"{name} is out of range; got {getattr(self, name)!r} "
                     "(farmers >= 50, 3 <= seasons <= 12, 1 <= counties <= "
-                    f"{len(COUNTY_NAMES)}, 2 <= pixel_size_m <= 60, 1 <= revisit_days <= 30)"
+                    f"{len(COUNTY_NAMES)}, 2 <= pixel_size_m <= 60, 1 <= revisit_days <= 30, "
+                    "members_per_coop >= 1, 0 <= coop_member_share <= 1)"
                 )
         if self.imagery_counties is not None and not 0 <= self.imagery_counties <= self.counties:
             raise SimulationParameterError(

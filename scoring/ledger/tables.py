@@ -40,3 +40,24 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("revoked_at", sa.String(32), nullable=True),
 )
+
+preapproval_jobs = sa.Table(
+    "preapproval_jobs",
+    metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("key_id", sa.String(36), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("coop_id", sa.String(64), nullable=False, index=True),
+    sa.Column("contract_id", sa.String(64), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),  # canonical JSON of the request
+    sa.Column("status", sa.String(16), nullable=False),  # queued | running | done | failed
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),  # canonical JSON, once done
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),  # unix seconds: who runs it, until
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.UniqueConstraint("key_id", "idempotency_key", name="uq_preapproval_jobs_key"),
+)

@@ -1,0 +1,302 @@
+"""Co-op pre-approval: every member's decision under one co-op contract, and the co-op's cap.
+
+One code path with `/v1/score`: members become applications (the requested amount is the
+member's input budget, by default the policy's per-farmer cap) and go through
+`evaluate_applications` together. On top of each member's own limit, the co-op's exposure
+is capped: the contract's undelivered value is shared among members in proportion to their
+verified cultivated area of the contracted crop (or to shares written in the contract), and
+a member may be pre-approved for at most their share times their band's advance rate. The
+sum over members therefore never exceeds the band-weighted advance on the contract.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.asof import instant_ns
+from features.registry import ROW_COLUMNS
+from scoring.engine import Application, FeatureRows, Outcome, evaluate_applications, feature_rows
+from scoring.errors import InvalidApplicationError, NotFoundError
+from scoring.feature_source import FeatureSource
+from scoring.policy import Policy
+from training.artifact import ModelBundle
+
+_RATIO = ROW_COLUMNS.index("contract_requested_over_receivable")
+_IDS = uuid.UUID("5b0f7a52-64d4-4c53-9d1b-7e2a0c6f1a11")  # namespace of pre-approval row ids
+
+
+def member_decision_id(job_id: str, farmer_id: str) -> str:
+    """The ledger id of a member's pre-approval: the same on every run of the job, so a
+    resumed job finds what an interrupted one wrote."""
+    return str(uuid.uuid5(_IDS, f"{job_id}:{farmer_id}"))
+
+
+def batch_decision_id(job_id: str) -> str:
+    """The ledger id of the job's co-op level row."""
+    return str(uuid.uuid5(_IDS, f"{job_id}:batch"))
+
+
+@dataclass(frozen=True)
+class MemberRequest:
+    """A member to pre-approve: their input budget, and their share when the contract
+    writes one down."""
+
+    farmer_id: str
+    budget_minor: int | None = None
+    share: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a pre-approval evaluates, fixed before any member is decided."""
+
+    coop_id: str
+    contract_id: str
+    crop: str
+    contract_value_minor: float  # undelivered value: the whole contract while it is open
+    advance_rates: dict[str, float]
+    members: list[MemberRequest]  # members of the co-op, in request order
+    not_members: list[str]  # requested, but not (or not known as) members of this co-op
+    shares: dict[str, float]  # farmer_id -> share of the contract value
+    verified_ha: dict[str, float | None]
+    rows: dict[str, int]  # farmer_id -> row of `features`
+    features: FeatureRows  # every member's feature row at as_of (for the contract)
+    as_of: pd.Timestamp
+
+    @property
+    def contract_advance_cap_minor(self) -> float:
+        """The most the contract could carry at the best band's advance rate."""
+        return self.contract_value_minor * max(self.advance_rates.values())
+
+
+def resolve_members(
+    source: FeatureSource,
+    *,
+    coop_id: str,
+    contract_id: str,
+    members: list[MemberRequest] | None,
+) -> tuple[list[MemberRequest], list[str]]:
+    """The requested members who belong to the co-op, and the requested farmers who do not.
+
+    Raises:
+        NotFoundError: unknown co-op, or a contract that is not this co-op's.
+        InvalidApplicationError: a member listed twice, or shares that are partial, out of
+            [0, 1] or add up to more than 1.
+    """
+    everyone = source.coop_members.get(coop_id)
+    if everyone is None:
+        raise NotFoundError(f"co-op {coop_id!r} is not known", field="coop_id")
+    contract = source.contract(contract_id)
+    if contract is None or contract["party_type"] != "coop" or contract["coop_id"] != coop_id:
+        raise NotFoundError(f"co-op {coop_id} has no contract {contract_id!r}", field="contract_id")
+    if members is None:
+        return [MemberRequest(f) for f in everyone], []
+    belongs = set(everyone)
+    members = _checked(members)
+    return (
+        [m for m in members if m.farmer_id in belongs],
+        [m.farmer_id for m in members if m.farmer_id not in belongs],
+    )
+
+
+def plan_preapproval(
+    source: FeatureSource,
+    policy: Policy,
+    *,
+    coop_id: str,
+    contract_id: str,
+    members: list[MemberRequest] | None,
+    as_of: pd.Timestamp,
+) -> Plan:
+    """Resolve the members (see `resolve_members`) and share the contract's value."""
+    chosen, outside = resolve_members(
+        source, coop_id=coop_id, contract_id=contract_id, members=members
+    )
+    everyone = source.coop_members[coop_id]
+    contract = source.contract(contract_id)
+    # every member's row, requested or not: shares are of the whole co-op
+    apps = [Application(f"plan:{f}", f, contract_id, 1, ()) for f in everyone]
+    rows = feature_rows(apps, source, as_of)
+    ratios = rows.column("sat_last_cultivated_ratio").tolist()
+    crop = str(contract["crop"])
+    verified: dict[str, float | None] = {}
+    for farmer, ratio in zip(everyone, ratios, strict=True):
+        area = sum(a for _, c, a in source.field_rows(farmer) if c == crop)
+        verified[farmer] = None if math.isnan(ratio) else ratio * area
+    if any(m.share is not None for m in chosen):
+        shares = {m.farmer_id: float(m.share) for m in chosen}
+    else:
+        total = sum(v for v in verified.values() if v)
+        shares = {f: (v / total if v and total > 0 else 0.0) for f, v in verified.items()}
+    t = instant_ns(as_of)
+    open_ = instant_ns(contract["signed_at"]) < t and not (
+        pd.notna(contract["closed_at"]) and instant_ns(contract["closed_at"]) < t
+    )
+    value = float(contract["quantity_kg"]) * float(contract["price_per_kg_minor"]) if open_ else 0.0
+    return Plan(
+        coop_id=coop_id,
+        contract_id=contract_id,
+        crop=crop,
+        contract_value_minor=value,
+        advance_rates=dict(policy.limits.advance_rate_by_band),
+        members=chosen,
+        not_members=outside,
+        shares=shares,
+        verified_ha=verified,
+        rows={f: i for i, f in enumerate(everyone)},
+        features=rows,
+        as_of=as_of,
+    )
+
+
+def _checked(members: list[MemberRequest]) -> list[MemberRequest]:
+    seen: set[str] = set()
+    for i, m in enumerate(members):
+        if m.farmer_id in seen:
+            raise InvalidApplicationError(
+                f"members[{i}]: farmer {m.farmer_id} is listed twice", field=f"members[{i}]"
+            )
+        seen.add(m.farmer_id)
+    given = [m.share for m in members if m.share is not None]
+    if given and len(given) != len(members):
+        raise InvalidApplicationError(
+            "give a share for every member or for none (then shares follow verified area)",
+            field="members",
+        )
+    if given and (min(given) < 0 or sum(given) > 1 + 1e-9):
+        raise InvalidApplicationError(
+            f"shares must be between 0 and 1 and add up to at most 1; they add up to "
+            f"{sum(given):.4f}",
+            field="members",
+        )
+    return members
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """One member's pre-approval."""
+
+    farmer_id: str
+    decision_id: str
+    outcome: Outcome
+    share: float
+    verified_ha: float | None
+    allocation_minor: int  # share x contract value x the member's band advance rate
+    preapproved_minor: int  # what the member may draw: approved members only
+
+    def as_dict(self) -> dict:
+        o, d = self.outcome, self.outcome.decision
+        reasons = [{"code": r.code, "text": r.text, "contribution": None} for r in d.policy_reasons]
+        reasons += [
+            {"code": r.code, "text": r.text, "contribution": round(r.contribution, 6)}
+            for r in o.reasons
+        ]
+        return {
+            "farmer_id": self.farmer_id,
+            "status": "evaluated",
+            "decision_id": self.decision_id,
+            "decision": d.decision,
+            "probability_of_default": round(o.pd, 6),
+            "score": o.points,
+            "band": o.band,
+            "individual_limit_minor": d.limit_minor if d.decision != "decline" else 0,
+            "allocation_minor": self.allocation_minor,
+            "preapproved_limit_minor": self.preapproved_minor,
+            "capped_by_coop": d.decision == "approve" and self.allocation_minor < d.limit_minor,
+            "annual_rate": d.annual_rate if d.decision != "decline" else None,
+            "due_at": d.due_at.isoformat()
+            if d.due_at is not None and d.decision != "decline"
+            else None,
+            "share": round(self.share, 8),
+            "verified_area_ha": None if self.verified_ha is None else round(self.verified_ha, 4),
+            "reasons": reasons[:4],
+            "data_quality_flags": o.flags,
+        }
+
+
+def evaluate_members(
+    plan: Plan,
+    members: list[MemberRequest],
+    *,
+    job_id: str,
+    source: FeatureSource,
+    model: ModelBundle,
+    policy: Policy,
+) -> list[MemberResult]:
+    """Decide some of the plan's members together, with their co-op allocation."""
+    default_budget = policy.limits.per_farmer_cap_minor
+    apps = [
+        Application(
+            f"{job_id}:{m.farmer_id}",
+            m.farmer_id,
+            plan.contract_id,
+            m.budget_minor or default_budget,
+            (),
+        )
+        for m in members
+    ]
+    at = np.array([plan.rows[m.farmer_id] for m in members], dtype=np.intp)
+    rows = FeatureRows(plan.features.values[at].copy())
+    receivable = rows.column("contract_receivable_minor")
+    requested = np.array([a.requested_minor for a in apps], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows.values[:, _RATIO] = np.where(receivable > 0, requested / receivable, np.nan)
+    outcomes = evaluate_applications(
+        apps, source=source, model=model, policy=policy, as_of=plan.as_of, rows=rows
+    )
+    results = []
+    for m, o in zip(members, outcomes, strict=True):
+        share = plan.shares.get(m.farmer_id, 0.0)
+        allocation = int(
+            plan.contract_value_minor * share * plan.advance_rates[o.band] // 1000 * 1000
+        )
+        approved = o.decision.decision == "approve"
+        results.append(
+            MemberResult(
+                farmer_id=m.farmer_id,
+                decision_id=member_decision_id(job_id, m.farmer_id),
+                outcome=o,
+                share=share,
+                verified_ha=plan.verified_ha.get(m.farmer_id),
+                allocation_minor=allocation,
+                preapproved_minor=min(o.decision.limit_minor, allocation) if approved else 0,
+            )
+        )
+    return results
+
+
+def not_member_result(coop_id: str, farmer_id: str) -> dict:
+    """A requested farmer who is not a member: reported, never dropped. Unknown farmers and
+    members of other co-ops read the same, so a co-op learns nothing of others' members."""
+    return {
+        "farmer_id": farmer_id,
+        "status": "not_a_member",
+        "detail": f"farmer {farmer_id} is not a member of co-op {coop_id}",
+    }
+
+
+def summarise(plan: Plan, members: list[dict]) -> dict:
+    """The co-op level figures of a finished pre-approval (members as `as_dict` rows)."""
+    evaluated = [m for m in members if m["status"] == "evaluated"]
+    count = {d: sum(m["decision"] == d for m in evaluated) for d in ("approve", "refer", "decline")}
+    return {
+        "coop_id": plan.coop_id,
+        "contract_id": plan.contract_id,
+        "crop": plan.crop,
+        "contract_value_minor": int(plan.contract_value_minor),
+        "contract_advance_cap_minor": int(plan.contract_advance_cap_minor),
+        "coop_cap_minor": sum(m["allocation_minor"] for m in evaluated),
+        "total_preapproved_minor": sum(m["preapproved_limit_minor"] for m in evaluated),
+        "members_requested": len(plan.members) + len(plan.not_members),
+        "members_evaluated": len(evaluated),
+        "approved": count["approve"],
+        "referred": count["refer"],
+        "declined": count["decline"],
+        "not_members": len(plan.not_members),
+        "features_as_of": plan.as_of.isoformat(),
+    }

@@ -1,0 +1,164 @@
+"""POST /v1/coops/{coop_id}/preapprovals and GET /v1/preapprovals/{job_id}: co-op bulk
+pre-approval. A co-op key sees its own co-op only; anything else is not found, so a key
+learns nothing of other co-ops."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from scoring.deps import CoopOrLenderDep, StateDep
+from scoring.errors import NotFoundError, ServiceError
+from scoring.jobs import Job, member_ids
+from scoring.ledger.repo import ApiKey
+from scoring.preapproval import MemberRequest, resolve_members
+from scoring.schemas import PreapprovalJob, PreapprovalRequest, Problem
+
+router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
+ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}
+CSV_COLUMNS = [
+    "farmer_id", "status", "decision", "probability_of_default", "score", "band",
+    "individual_limit_minor", "allocation_minor", "preapproved_limit_minor", "capped_by_coop",
+    "annual_rate", "due_at", "share", "verified_area_ha", "reason_codes",
+    "data_quality_flags", "model_version", "decision_id", "detail",
+]  # fmt: skip
+
+
+class JobNotFinishedError(ServiceError):
+    status = 409
+    code = "job_not_finished"
+
+
+def _own_coop(key: ApiKey, coop_id: str) -> None:
+    if key.role == "coop" and key.coop_id != coop_id:
+        raise NotFoundError(f"co-op {coop_id!r} is not known", field="coop_id")
+
+
+def _visible(job: Job | None, key: ApiKey, job_id: str) -> Job:
+    mine = job is not None and (
+        job.key_id == key.key_id or (key.role == "coop" and key.coop_id == job.coop_id)
+    )
+    if not mine:
+        raise NotFoundError(f"pre-approval {job_id} not found", field="job_id")
+    return job
+
+
+def _body(job: Job, members: list[dict] | None) -> dict:
+    return {
+        "job_id": job.job_id,
+        "status": job.status,
+        "coop_id": job.coop_id,
+        "contract_id": job.contract_id,
+        "progress": {"done": job.done, "total": job.total},
+        "summary": job.summary,
+        "members": members,
+        "error": job.error,
+    }
+
+
+@router.post(
+    "/coops/{coop_id}/preapprovals",
+    response_model=PreapprovalJob,
+    responses=ERRORS | {202: {"model": PreapprovalJob}},
+)
+async def create_preapproval(
+    coop_id: str,
+    body: PreapprovalRequest,
+    state: StateDep,
+    key: CoopOrLenderDep,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """Pre-approve input loans for a co-op's members under one of its contracts. Up to
+    `preapproval_sync_members` members are answered at once (200, with every member's
+    result); larger requests become a job (202): follow `GET /v1/preapprovals/{job_id}`."""
+    _own_coop(key, coop_id)
+    listed = None if body.members is None else [m.model_dump() for m in body.members]
+    # refuse a wrong co-op, contract or member list now, not in the job
+    chosen, _ = resolve_members(
+        state.source,
+        coop_id=coop_id,
+        contract_id=body.contract_id,
+        members=None if listed is None else [MemberRequest(**m) for m in listed],
+    )
+    as_of = state.as_of()
+    runner = request.app.state.runner
+    run_now = len(chosen) <= state.settings.preapproval_sync_members
+    job, created = runner.store.create(
+        key_id=key.key_id,
+        idempotency_key=idempotency_key,
+        coop_id=coop_id,
+        contract_id=body.contract_id,
+        request={
+            "contract_id": body.contract_id,
+            "members": listed,
+            "as_of": as_of.isoformat(),
+        },
+        total=len(chosen),
+        run_now=run_now,
+    )
+    if created and run_now:
+        results = await run_in_threadpool(runner.run, job)
+        return JSONResponse(_body(runner.store.get(job.job_id), results))
+    if created:
+        runner.submit(job.job_id)
+    if job.status == "done":  # a retry of a finished request
+        results = await run_in_threadpool(runner.results, job)
+        return JSONResponse(_body(job, results))
+    return JSONResponse(
+        _body(job, None),
+        status_code=202,
+        headers={"Location": f"/v1/preapprovals/{job.job_id}"},
+    )
+
+
+@router.get(
+    "/preapprovals/{job_id}",
+    response_model=PreapprovalJob,
+    responses=ERRORS | {200: {"content": {"text/csv": {}}}},
+)
+async def read_preapproval(
+    job_id: str,
+    state: StateDep,
+    key: CoopOrLenderDep,
+    request: Request,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A pre-approval's status and progress; once done, the summary and every member's
+    result, as JSON or, with `Accept: text/csv`, as CSV (one row per member)."""
+    runner = request.app.state.runner
+    job = _visible(await run_in_threadpool(runner.store.get, job_id), key, job_id)
+    wants_csv = accept is not None and "text/csv" in accept
+    if job.status != "done":
+        if wants_csv:
+            evaluated, _ = member_ids(job, state)
+            raise JobNotFinishedError(
+                f"pre-approval {job_id} is {job.status}: {job.done} of {len(evaluated)} "
+                "members decided; ask again when it is done",
+                field="job_id",
+            )
+        return JSONResponse(_body(job, None))
+    results = await run_in_threadpool(runner.results, job)
+    if wants_csv:
+        return Response(_csv(results), media_type="text/csv")
+    return JSONResponse(_body(job, results))
+
+
+def _csv(results: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow(
+            r
+            | {
+                "reason_codes": " ".join(x["code"] for x in r.get("reasons") or []),
+                "data_quality_flags": " ".join(r.get("data_quality_flags") or []),
+            }
+        )
+    return out.getvalue()

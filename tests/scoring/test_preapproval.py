@@ -1,0 +1,312 @@
+"""Co-op pre-approval: every member decided like /v1/score, the co-op's cap kept, other
+co-ops invisible, jobs resumable without a row written twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scoring.app import create_app
+from scoring.jobs import JobRunner, JobStore, run_job
+from scoring.model_store import ModelStore
+from scoring.policy import load_policy
+from scoring.preapproval import MemberRequest, evaluate_members, plan_preapproval
+from tests.scoring.conftest import bearer
+
+
+def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str]]:
+    """(coop_id, contract_id) of co-op contracts open at the data's as-of (with a buyer the
+    lender still finances, unless `financed_only` is False), largest co-op first."""
+    c = source.inputs.contracts
+    t = source.data_as_of
+    suspended = load_policy().knockouts.suspended_buyer_grades if financed_only else []
+    open_ = c[
+        (c["party_type"] == "coop")
+        & (c["signed_at"] < t)
+        & (c["closed_at"].isna() | (c["closed_at"] >= t))
+        & ~c["buyer_id"].map(source.buyer_grades).isin(suspended)
+    ]
+    latest = open_.sort_values("signed_at").groupby("coop_id")["contract_id"].last()
+    pairs = [(str(k), str(v)) for k, v in latest.items()]
+    return sorted(pairs, key=lambda p: -len(source.coop_members[p[0]]))
+
+
+@pytest.fixture
+def coop(source) -> tuple[str, str]:
+    return coop_contracts(source)[0]
+
+
+def test_preapproval_decides_every_member_under_the_coop_cap(client, state, source, coop):
+    coop_id, contract_id = coop
+    response = client.post(
+        f"/v1/coops/{coop_id}/preapprovals",
+        json={"contract_id": contract_id},
+        headers=bearer(state, "coop", coop_id),
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    members, summary = body["members"], body["summary"]
+    assert body["status"] == "done"
+    assert [m["farmer_id"] for m in members] == source.coop_members[coop_id]
+    assert {m["decision"] for m in members} <= {"approve", "refer", "decline"}
+    total = sum(m["preapproved_limit_minor"] for m in members)
+    assert total == summary["total_preapproved_minor"]
+    assert total <= summary["coop_cap_minor"] <= summary["contract_advance_cap_minor"]
+    assert summary["approved"] + summary["referred"] + summary["declined"] == len(members)
+    assert summary["approved"] > 0 and summary["total_preapproved_minor"] > 0
+    for m in members:
+        assert m["preapproved_limit_minor"] <= min(
+            m["allocation_minor"], m["individual_limit_minor"]
+        )
+        if m["decision"] != "approve":
+            assert m["preapproved_limit_minor"] == 0 and m["reasons"]
+    assert state.ledger.count() == len(members) + 1  # a row per member and the batch
+    assert state.ledger.verify().ok
+
+
+def test_a_members_preapproval_is_what_score_decides(client, state, source, coop):
+    coop_id, contract_id = coop
+    supplier = next(s for s, ok in source.approved_suppliers.items() if ok)
+    farmers = source.coop_members[coop_id][:12]
+    members = [
+        {"farmer_id": f, "budget_minor": 600_000 + 50_000 * i} for i, f in enumerate(farmers)
+    ]
+    lender = bearer(state)
+    pre = client.post(
+        f"/v1/coops/{coop_id}/preapprovals",
+        json={"contract_id": contract_id, "members": members},
+        headers=lender,
+    ).json()["members"]
+
+    for m, got in zip(members, pre, strict=True):
+        scored = client.post(
+            "/v1/score",
+            json={
+                "farmer_id": m["farmer_id"],
+                "contract_id": contract_id,
+                "requested_minor": m["budget_minor"],
+                "inputs": [
+                    {"supplier_id": supplier, "item": "seed", "amount_minor": m["budget_minor"]}
+                ],
+            },
+            headers=lender,
+        ).json()
+        assert got["decision"] == scored["decision"]
+        assert got["probability_of_default"] == scored["probability_of_default"]
+        assert (got["score"], got["band"]) == (scored["score"], scored["band"])
+        assert got["individual_limit_minor"] == scored["limit_minor"]
+        assert [r["code"] for r in got["reasons"]] == [r["code"] for r in scored["reasons"]]
+        assert got["model_version"] == scored["model"]["version"]
+
+
+def test_a_coop_key_sees_nothing_of_another_coop(client, state, source):
+    (mine, my_contract), (theirs, their_contract) = coop_contracts(source, financed_only=False)[:2]
+    own_key, their_key = bearer(state, "coop", mine), bearer(state, "coop", theirs)
+
+    asked = client.post(
+        f"/v1/coops/{theirs}/preapprovals", json={"contract_id": their_contract}, headers=own_key
+    )
+    their_job = client.post(
+        f"/v1/coops/{theirs}/preapprovals", json={"contract_id": their_contract}, headers=their_key
+    ).json()["job_id"]
+    peeked = client.get(f"/v1/preapprovals/{their_job}", headers=own_key)
+    other_lender = client.get(f"/v1/preapprovals/{their_job}", headers=bearer(state))
+    wrong_contract = client.post(
+        f"/v1/coops/{mine}/preapprovals", json={"contract_id": their_contract}, headers=own_key
+    )
+    mixed = client.post(
+        f"/v1/coops/{mine}/preapprovals",
+        json={
+            "contract_id": my_contract,
+            "members": [
+                {"farmer_id": source.coop_members[mine][0]},
+                {"farmer_id": source.coop_members[theirs][0]},
+                {"farmer_id": "F-UNKNOWN"},
+            ],
+        },
+        headers=own_key,
+    ).json()
+
+    assert asked.status_code == 404 and peeked.status_code == 404
+    assert other_lender.status_code == 404 and wrong_contract.status_code == 404
+    assert client.get(f"/v1/preapprovals/{their_job}", headers=their_key).status_code == 200
+    statuses = [(m["farmer_id"], m["status"]) for m in mixed["members"]]
+    assert statuses == [
+        (source.coop_members[mine][0], "evaluated"),
+        (source.coop_members[theirs][0], "not_a_member"),
+        ("F-UNKNOWN", "not_a_member"),
+    ]
+    assert mixed["summary"]["not_members"] == 2
+
+
+def test_bad_member_lists_are_refused_naming_the_field(client, state, coop):
+    coop_id, contract_id = coop
+    url, key = f"/v1/coops/{coop_id}/preapprovals", bearer(state)
+    twice = [{"farmer_id": "F0001"}, {"farmer_id": "F0001"}]
+    partial = [{"farmer_id": "F0001", "share": 0.5}, {"farmer_id": "F0002"}]
+    too_much = [{"farmer_id": "F0001", "share": 0.7}, {"farmer_id": "F0002", "share": 0.6}]
+
+    for members, field in ((twice, "members[1]"), (partial, "members"), (too_much, "members")):
+        r = client.post(url, json={"contract_id": contract_id, "members": members}, headers=key)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field
+    negative = [{"farmer_id": "F0001", "budget_minor": -5}]
+    r = client.post(url, json={"contract_id": contract_id, "members": negative}, headers=key)
+    assert r.status_code == 422 and "budget_minor" in r.json()["field"]
+    assert (
+        client.post(
+            url, json={"contract_id": contract_id}, headers=bearer(state, "scientist")
+        ).status_code
+        == 403
+    )
+    assert state.ledger.count() == 0
+
+
+@pytest.fixture
+def job_client(state) -> TestClient:
+    """The app with every request above two members made a job."""
+    state.settings = state.settings.model_copy(update={"preapproval_sync_members": 2})
+    with TestClient(create_app(state.settings, state=state)) as c:
+        yield c
+
+
+def _wait_done(client, job_id: str, headers: dict) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/preapprovals/{job_id}", headers=headers).json()
+        if body["status"] in ("done", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not done: {body}")
+
+
+def test_large_requests_become_jobs_with_progress_json_and_csv(job_client, state, source, coop):
+    coop_id, contract_id = coop
+    key = bearer(state, "coop", coop_id) | {"Idempotency-Key": "season-1"}
+    started = job_client.post(
+        f"/v1/coops/{coop_id}/preapprovals", json={"contract_id": contract_id}, headers=key
+    )
+    again = job_client.post(
+        f"/v1/coops/{coop_id}/preapprovals", json={"contract_id": contract_id}, headers=key
+    )
+    conflict = job_client.post(
+        f"/v1/coops/{coop_id}/preapprovals",
+        json={"contract_id": contract_id, "members": [{"farmer_id": "F0001"}]},
+        headers=key,
+    )
+
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    assert started.headers["location"] == f"/v1/preapprovals/{job_id}"
+    assert again.json()["job_id"] == job_id and conflict.status_code == 422
+    done = _wait_done(job_client, job_id, key)
+    assert done["status"] == "done"
+    members = source.coop_members[coop_id]
+    assert done["progress"] == {"done": len(members), "total": len(members)}
+    table = job_client.get(f"/v1/preapprovals/{job_id}", headers=key | {"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert table.headers["content-type"].startswith("text/csv")
+    assert [r["farmer_id"] for r in rows] == members
+    by_id = {m["farmer_id"]: m for m in done["members"]}
+    assert all(
+        int(r["preapproved_limit_minor"]) == by_id[r["farmer_id"]]["preapproved_limit_minor"]
+        for r in rows
+    )
+    assert state.ledger.count() == len(members) + 1
+
+
+def test_an_interrupted_job_resumes_and_writes_no_row_twice(state, source, coop):
+    coop_id, contract_id = coop
+    store = JobStore(state.ledger)
+    job, _ = store.create(
+        key_id="k-1",
+        idempotency_key="once",
+        coop_id=coop_id,
+        contract_id=contract_id,
+        request={
+            "contract_id": contract_id,
+            "members": None,
+            "as_of": source.data_as_of.isoformat(),
+        },
+        total=len(source.coop_members[coop_id]),
+        run_now=True,
+    )
+    first: list[int] = []
+
+    def crash_after_two_chunks(done: int, _total: int) -> None:
+        first.append(done)
+        if len(first) == 2:
+            raise KeyboardInterrupt("the worker stops here")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job, state, store, chunk=4, on_chunk=crash_after_two_chunks)
+    written = state.ledger.count()
+    assert written == 8 and store.get(job.job_id).status == "running"
+
+    with state.ledger.engine.begin() as conn:  # the stopped worker's lease runs out
+        conn.exec_driver_sql("UPDATE preapproval_jobs SET lease_until = 0")
+    runner = JobRunner(state, chunk=4)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while store.get(job.job_id).status != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+
+    members = source.coop_members[coop_id]
+    assert store.get(job.job_id).status == "done"
+    assert state.ledger.count() == len(members) + 1
+    assert state.ledger.verify().ok
+    results = runner.results(store.get(job.job_id))
+    assert [r["farmer_id"] for r in results] == members
+
+
+@pytest.fixture(scope="module")
+def model(served):
+    store = ModelStore("champion", served.training)
+    return store.load()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_member_limits_never_sum_above_the_contract_cap(data, source, model):
+    policy = load_policy()
+    coop_id, contract_id = data.draw(st.sampled_from(coop_contracts(source, financed_only=False)))
+    everyone = source.coop_members[coop_id]
+    chosen = data.draw(
+        st.lists(st.sampled_from(everyone), min_size=1, max_size=len(everyone), unique=True)
+    )
+    budgets = data.draw(st.lists(st.integers(1, 10**9), min_size=len(chosen), max_size=len(chosen)))
+    with_shares = data.draw(st.booleans())
+    weights = data.draw(st.lists(st.floats(0, 1), min_size=len(chosen), max_size=len(chosen)))
+    scale = max(sum(weights), 1.0)
+    members = [
+        MemberRequest(f, b, (w / scale) if with_shares else None)
+        for f, b, w in zip(chosen, budgets, weights, strict=True)
+    ]
+    plan = plan_preapproval(
+        source, policy, coop_id=coop_id, contract_id=contract_id, members=members,
+        as_of=pd.Timestamp(source.data_as_of),
+    )  # fmt: skip
+
+    results = evaluate_members(
+        plan, plan.members, job_id="j", source=source, model=model.bundle, policy=policy
+    )
+
+    limits = [r.preapproved_minor for r in results]
+    assert all(0 <= r.preapproved_minor <= r.allocation_minor for r in results)
+    assert all(r.preapproved_minor <= r.outcome.decision.limit_minor for r in results)
+    assert (
+        sum(limits) <= sum(r.allocation_minor for r in results) <= plan.contract_advance_cap_minor
+    )
