@@ -11,6 +11,8 @@ sum over members therefore never exceeds the band-weighted advance on the contra
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import uuid
 from dataclasses import dataclass
@@ -64,6 +66,7 @@ class Plan:
     not_members: list[str]  # requested, but not (or not known as) members of this co-op
     shares: dict[str, float]  # farmer_id -> share of the contract value
     verified_ha: dict[str, float | None]
+    declared_ha: dict[str, float]  # declared area of the contracted crop
     rows: dict[str, int]  # farmer_id -> row of `features`
     features: FeatureRows  # every member's feature row at as_of (for the contract)
     as_of: pd.Timestamp
@@ -125,9 +128,10 @@ def plan_preapproval(
     ratios = rows.column("sat_last_cultivated_ratio").tolist()
     crop = str(contract["crop"])
     verified: dict[str, float | None] = {}
+    declared: dict[str, float] = {}
     for farmer, ratio in zip(everyone, ratios, strict=True):
-        area = sum(a for _, c, a in source.field_rows(farmer) if c == crop)
-        verified[farmer] = None if math.isnan(ratio) else ratio * area
+        declared[farmer] = sum(a for _, c, a in source.field_rows(farmer) if c == crop)
+        verified[farmer] = None if math.isnan(ratio) else ratio * declared[farmer]
     if any(m.share is not None for m in chosen):
         shares = {m.farmer_id: float(m.share) for m in chosen}
     else:
@@ -148,6 +152,7 @@ def plan_preapproval(
         not_members=outside,
         shares=shares,
         verified_ha=verified,
+        declared_ha=declared,
         rows={f: i for i, f in enumerate(everyone)},
         features=rows,
         as_of=as_of,
@@ -228,14 +233,26 @@ def evaluate_members(
     model: ModelBundle,
     policy: Policy,
 ) -> list[MemberResult]:
-    """Decide some of the plan's members together, with their co-op allocation."""
-    default_budget = policy.limits.per_farmer_cap_minor
+    """Decide some of the plan's members together, with their co-op allocation.
+
+    A member without a budget asks for the inputs of their declared area of the crop at
+    the policy's cost per hectare (at least the smallest loan, at most the per-farmer cap).
+    """
+    lim = policy.limits
+    per_ha = lim.input_cost_per_ha_minor.get(plan.crop)
+
+    def default_budget(farmer: str) -> int:
+        if per_ha is None or plan.declared_ha[farmer] <= 0:
+            return lim.per_farmer_cap_minor
+        need = int(per_ha * plan.declared_ha[farmer] // 1000 * 1000)
+        return min(max(need, lim.min_loan_minor), lim.per_farmer_cap_minor)
+
     apps = [
         Application(
             f"{job_id}:{m.farmer_id}",
             m.farmer_id,
             plan.contract_id,
-            m.budget_minor or default_budget,
+            m.budget_minor or default_budget(m.farmer_id),
             (),
         )
         for m in members
@@ -300,3 +317,27 @@ def summarise(plan: Plan, members: list[dict]) -> dict:
         "not_members": len(plan.not_members),
         "features_as_of": plan.as_of.isoformat(),
     }
+
+
+CSV_COLUMNS = [
+    "farmer_id", "status", "decision", "probability_of_default", "score", "band",
+    "individual_limit_minor", "allocation_minor", "preapproved_limit_minor", "capped_by_coop",
+    "annual_rate", "due_at", "share", "verified_area_ha", "reason_codes",
+    "data_quality_flags", "model_version", "decision_id", "detail",
+]  # fmt: skip
+
+
+def results_csv(results: list[dict]) -> str:
+    """Member results as CSV, one row each; reasons and flags space-separated."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow(
+            r
+            | {
+                "reason_codes": " ".join(x["code"] for x in r.get("reasons") or []),
+                "data_quality_flags": " ".join(r.get("data_quality_flags") or []),
+            }
+        )
+    return out.getvalue()

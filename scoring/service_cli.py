@@ -128,4 +128,122 @@ def verify_ledger() -> None:
     click.echo(f"ledger intact: {report.rows} rows, head {report.head}")
 
 
-COMMANDS = (serve, keys, ledger)
+@click.command()
+@click.option("--coop", "coop_id", required=True, help="The co-op whose members to pre-approve.")
+@click.option("--contract", "contract_id", required=True, help="The co-op's purchase contract.")
+@click.option(
+    "--members",
+    "members_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV with farmer_id and, optionally, budget_minor and share (default: every member).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every member's result here as CSV.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: AGRICREDIT_DATA_DIR or data/world).",
+)
+def preapprove(
+    coop_id: str,
+    contract_id: str,
+    members_file: Path | None,
+    out: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Pre-approve a co-op's members under a contract, as the API does, written to the
+    ledger under the operator's name."""
+    from tqdm import tqdm
+
+    from scoring.app import build_state
+    from scoring.config import Settings
+    from scoring.errors import ServiceError
+    from scoring.jobs import OPERATOR_KEY, JobStore, run_job
+    from scoring.preapproval import resolve_members, results_csv
+
+    settings = Settings(**({} if data_dir is None else {"data_dir": data_dir}))
+    listed = None if members_file is None else _read_members(members_file)
+    state = build_state(settings)
+    try:
+        chosen, _ = resolve_members(
+            state.source, coop_id=coop_id, contract_id=contract_id, members=listed
+        )
+        store = JobStore(state.ledger)
+        job, _ = store.create(
+            key_id=OPERATOR_KEY,
+            idempotency_key=None,
+            coop_id=coop_id,
+            contract_id=contract_id,
+            request={
+                "contract_id": contract_id,
+                "members": None if listed is None else [vars(m) for m in listed],
+                "as_of": state.as_of().isoformat(),
+            },
+            total=len(chosen),
+            run_now=True,
+        )
+        with tqdm(total=len(chosen), unit="member", desc="pre-approval") as bar:
+            results = run_job(
+                job, state, store, on_chunk=lambda done, _total: bar.update(done - bar.n)
+            )
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        state.ledger.close()
+    done = [r for r in results if r["status"] == "evaluated"]
+    approved = [r for r in done if r["decision"] == "approve"]
+    click.echo(
+        f"job {job.job_id}: {len(done)} members decided ({len(approved)} approved, "
+        f"{sum(r['decision'] == 'refer' for r in done)} referred, "
+        f"{sum(r['decision'] == 'decline' for r in done)} declined), "
+        f"{len(results) - len(done)} not members; pre-approved "
+        f"{sum(r['preapproved_limit_minor'] for r in approved):,} minor units"
+    )
+    if out is not None:
+        out.write_text(results_csv(results))
+        click.echo(f"wrote {out}")
+
+
+def _read_members(path: Path):
+    """Members from a CSV file, every problem named by row and column."""
+    import csv
+
+    from scoring.preapproval import MemberRequest
+
+    members, problems = [], []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if "farmer_id" not in (reader.fieldnames or []):
+            raise click.BadParameter(f"{path}: needs a farmer_id column", param_hint="--members")
+        for row_no, row in enumerate(reader, start=2):
+            values: dict = {"farmer_id": (row.get("farmer_id") or "").strip()}
+            if not values["farmer_id"]:
+                problems.append(f"{path}:{row_no}: farmer_id is empty")
+            for column, kind, noun in (
+                ("budget_minor", int, "whole number of minor units"),
+                ("share", float, "number between 0 and 1"),
+            ):
+                text = (row.get(column) or "").strip()
+                if not text:
+                    continue
+                try:
+                    values[column] = kind(text)
+                except ValueError:
+                    problems.append(f"{path}:{row_no}: {column} {text!r} is not a {noun}")
+                    continue
+                if values[column] < 0 or (column == "budget_minor" and values[column] == 0):
+                    problems.append(f"{path}:{row_no}: {column} must be positive; got {text}")
+            members.append(MemberRequest(**values))
+    if problems:
+        raise click.BadParameter("\n".join(problems), param_hint="--members")
+    return members
+
+
+COMMANDS = (serve, keys, ledger, preapprove)

@@ -4,8 +4,6 @@ learns nothing of other co-ops."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -16,17 +14,11 @@ from scoring.deps import CoopOrLenderDep, StateDep
 from scoring.errors import NotFoundError, ServiceError
 from scoring.jobs import Job, member_ids
 from scoring.ledger.repo import ApiKey
-from scoring.preapproval import MemberRequest, resolve_members
+from scoring.preapproval import MemberRequest, resolve_members, results_csv
 from scoring.schemas import PreapprovalJob, PreapprovalRequest, Problem
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}
-CSV_COLUMNS = [
-    "farmer_id", "status", "decision", "probability_of_default", "score", "band",
-    "individual_limit_minor", "allocation_minor", "preapproved_limit_minor", "capped_by_coop",
-    "annual_rate", "due_at", "share", "verified_area_ha", "reason_codes",
-    "data_quality_flags", "model_version", "decision_id", "detail",
-]  # fmt: skip
 
 
 class JobNotFinishedError(ServiceError):
@@ -145,20 +137,5 @@ async def read_preapproval(
         return JSONResponse(_body(job, None))
     results = await run_in_threadpool(runner.results, job)
     if wants_csv:
-        return Response(_csv(results), media_type="text/csv")
+        return Response(results_csv(results), media_type="text/csv")
     return JSONResponse(_body(job, results))
-
-
-def _csv(results: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in results:
-        writer.writerow(
-            r
-            | {
-                "reason_codes": " ".join(x["code"] for x in r.get("reasons") or []),
-                "data_quality_flags": " ".join(r.get("data_quality_flags") or []),
-            }
-        )
-    return out.getvalue()

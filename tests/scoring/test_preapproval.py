@@ -310,3 +310,42 @@ def test_member_limits_never_sum_above_the_contract_cap(data, source, model):
     assert (
         sum(limits) <= sum(r.allocation_minor for r in results) <= plan.contract_advance_cap_minor
     )
+
+
+def test_preapprove_command_writes_csv_and_names_bad_member_rows(
+    served, source, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+    from scoring.ledger.repo import Ledger
+
+    coop_id, contract_id = coop_contracts(source)[0]
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv("AGRICREDIT_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("AGRICREDIT_TRACKING_URI", served.training.tracking_uri)
+    monkeypatch.setenv("AGRICREDIT_ARTIFACT_ROOT", str(served.training.artifact_root))
+    first, second = source.coop_members[coop_id][:2]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"farmer_id,budget_minor\n{first},lots\n,100\n")
+    good = tmp_path / "members.csv"
+    good.write_text(f"farmer_id,budget_minor\n{first},700000\n{second},\nF-NOBODY,500000\n")
+    out = tmp_path / "out.csv"
+    args = ["preapprove", "--coop", coop_id, "--contract", contract_id, "--data", str(served.world)]
+
+    refused = CliRunner().invoke(main, [*args, "--members", str(bad)])
+    done = CliRunner().invoke(main, [*args, "--members", str(good), "--out", str(out)])
+
+    assert refused.exit_code == 2
+    assert f"{bad}:2: budget_minor 'lots' is not a whole number" in refused.output
+    assert f"{bad}:3: farmer_id is empty" in refused.output
+    assert done.exit_code == 0, done.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["farmer_id"], r["status"]) for r in rows] == [
+        (first, "evaluated"),
+        (second, "evaluated"),
+        ("F-NOBODY", "not_a_member"),
+    ]
+    book = Ledger(ledger_url)
+    assert book.count() == 3 and book.verify().ok  # two members and the batch row
+    book.close()
