@@ -56,7 +56,7 @@ def build_state(settings: Settings) -> ServiceState:
     served = store.load()
     metrics = ServiceMetrics()
     metrics.model.labels(served.name, served.version).set(1)
-    return ServiceState(
+    state = ServiceState(
         settings=settings,
         source=FeatureSource.load(settings.data_dir),
         models=store,
@@ -64,6 +64,10 @@ def build_state(settings: Settings) -> ServiceState:
         ledger=ledger,
         metrics=metrics,
     )
+    # the loaded data are millions of long-lived objects: keep the collector from walking
+    # them on every full collection (pauses of tens of ms per request, seconds per batch)
+    gc.freeze()
+    return state
 
 
 class BodyLimit:
@@ -166,9 +170,6 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         app.state.service = state or build_state(settings)
         app.state.runner = JobRunner(app.state.service)
         app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished
-        # the loaded data are millions of long-lived objects: keep the collector from
-        # walking them on every full collection (pauses of tens of ms under load)
-        gc.freeze()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         yield
         app.state.runner.stop()

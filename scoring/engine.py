@@ -236,15 +236,13 @@ def evaluate_applications(
     policy: Policy,
     as_of: pd.Timestamp,
     reasons_for: str = "declined_or_referred",
-    rows: FeatureRows | None = None,
 ) -> list[Outcome]:
     """Decide a batch of (already checked) applications at `as_of`, vectorised.
 
     `reasons_for` = "all" computes contributions for every row; by default only rows that
-    are not approved get them (contributions cost far more than predictions). `rows`: the
-    applications' `feature_rows`, when the caller has them already.
+    are not approved get them (contributions cost far more than predictions).
     """
-    rows = feature_rows(apps, source, as_of) if rows is None else rows
+    rows = feature_rows(apps, source, as_of)
     x = rows.matrix(model.feature_names)
     pd_ = model.predict_pd(x)
     points = model.scaler.points(pd_).tolist()
@@ -275,9 +273,9 @@ def evaluate_applications(
         )
         decisions.append(decide(case, policy))
     needs = [i for i, d in enumerate(decisions) if reasons_for == "all" or d.decision != "approve"]
-    contrib = model.contributions(x[needs]) if needs else np.zeros((0, 0))
-    by_row = dict(zip(needs, contrib, strict=True))
     names = model.feature_names
+    contrib = model.contributions(x[needs]) if needs else np.zeros((0, len(names) + 1))
+    by_row = dict(zip(needs, top_reasons(names, contrib), strict=True))
     model_values = x.tolist()
     flag_values = rows.values[:, [j for _, j in _FLAGS]].tolist()
     outcomes = []
@@ -290,7 +288,7 @@ def evaluate_applications(
                 pd=pds[i],
                 points=int(points[i]),
                 band=bands[i],
-                reasons=top_reasons(names, by_row[i]) if i in by_row else [],
+                reasons=by_row.get(i, []),
                 features={
                     n: (None if math.isnan(v) else v)
                     for n, v in zip(names, model_values[i], strict=True)

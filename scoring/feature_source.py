@@ -81,6 +81,14 @@ def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, fl
     return out
 
 
+def _crop_areas(fields: pd.DataFrame) -> dict[str, dict[str, float]]:
+    areas = fields.groupby(["crop", "farmer_id"], observed=True)["declared_area_ha"].sum()
+    out: dict[str, dict[str, float]] = {}
+    for (crop, farmer), area in areas.items():
+        out.setdefault(str(crop), {})[str(farmer)] = float(area)
+    return out
+
+
 def _members_by_coop(coops: pd.DataFrame, farmers: pd.DataFrame) -> dict[str, list[str]]:
     members: dict[str, list[str]] = {str(c): [] for c in coops["coop_id"]}
     for farmer, coop in zip(farmers["farmer_id"], farmers["coop_id"], strict=True):
@@ -113,6 +121,7 @@ class FeatureSource:
     _series: dict[str, np.ndarray]
     _fields: dict[str, np.ndarray]
     _field_rows: dict[str, list[tuple[str, str, float]]]
+    crop_areas: dict[str, dict[str, float]]  # crop -> farmer_id -> declared area (ha)
     _contracts: dict[str, dict]
     _farmers: dict[str, dict]
     coop_members: dict[str, list[str]]  # coop_id -> member farmer_ids (every co-op listed)
@@ -146,6 +155,7 @@ class FeatureSource:
             _series=_positions(inputs.series, "field_id"),
             _fields=_positions(inputs.fields, "farmer_id"),
             _field_rows=_fields_by_farmer(inputs.fields),
+            crop_areas=_crop_areas(inputs.fields),
             _contracts=_rows_by(inputs.contracts, "contract_id"),
             _farmers=_rows_by(inputs.farmers, "farmer_id"),
             coop_members=_members_by_coop(t["coops"], inputs.farmers),

@@ -27,16 +27,18 @@ class ModelReason:
 
 def top_reasons(
     names: list[str], contributions: np.ndarray, *, limit: int = MAX_REASONS
-) -> list[ModelReason]:
-    """Up to `limit` features with the largest positive contribution to the risk of default.
-
-    `contributions` is one row of `pred_contrib` output: one value per feature, then the
-    expected value (ignored here).
-    """
-    values = np.asarray(contributions)[: len(names)]
-    order = np.argsort(-values, kind="stable")
+) -> list[list[ModelReason]]:
+    """For each row of `pred_contrib` output (one value per feature, then the expected
+    value, which is ignored), up to `limit` features with the largest positive contribution
+    to the risk of default, largest first. Vectorised over rows."""
+    values = np.asarray(contributions, dtype=float).reshape(-1, contributions.shape[-1])
+    values = values[:, : len(names)]
+    k = min(limit, len(names))
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(values, order, axis=1)
+    texts = [get_feature(n).reason for n in names]
+    codes = [n.upper() for n in names]
     return [
-        ModelReason(names[i].upper(), get_feature(names[i]).reason, float(values[i]))
-        for i in order[:limit]
-        if values[i] > 0
+        [ModelReason(codes[j], texts[j], v) for j, v in zip(cols, vals, strict=True) if v > 0]
+        for cols, vals in zip(order.tolist(), top.tolist(), strict=True)
     ]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from scoring.deps import CoopOrLenderDep, StateDep
 from scoring.errors import NotFoundError, ServiceError
@@ -38,6 +39,11 @@ def _visible(job: Job | None, key: ApiKey, job_id: str) -> Job:
     if not mine:
         raise NotFoundError(f"pre-approval {job_id} not found", field="job_id")
     return job
+
+
+def _json(body: dict, status_code: int = 200, headers: dict | None = None) -> Response:
+    # a co-op's result can hold 100,000 members: orjson writes it several times faster
+    return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
 
 
 def _body(job: Job, members: list[dict] | None) -> dict:
@@ -96,13 +102,13 @@ async def create_preapproval(
     )
     if created and run_now:
         results = await run_in_threadpool(runner.run, job)
-        return JSONResponse(_body(runner.store.get(job.job_id), results))
+        return _json(_body(runner.store.get(job.job_id), results))
     if created:
         runner.submit(job.job_id)
     if job.status == "done":  # a retry of a finished request
         results = await run_in_threadpool(runner.results, job)
-        return JSONResponse(_body(job, results))
-    return JSONResponse(
+        return _json(_body(job, results))
+    return _json(
         _body(job, None),
         status_code=202,
         headers={"Location": f"/v1/preapprovals/{job.job_id}"},
@@ -134,8 +140,8 @@ async def read_preapproval(
                 "members decided; ask again when it is done",
                 field="job_id",
             )
-        return JSONResponse(_body(job, None))
+        return _json(_body(job, None))
     results = await run_in_threadpool(runner.results, job)
     if wants_csv:
         return Response(results_csv(results), media_type="text/csv")
-    return JSONResponse(_body(job, results))
+    return _json(_body(job, results))
