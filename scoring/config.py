@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = 16 * 1024 * 1024
     # pre-approvals of up to this many members are answered at once; larger ones are jobs
     preapproval_sync_members: int = 500
+    preapproval_chunk_members: int = 2000  # members decided and committed together
+    preapproval_lease_seconds: float = 30.0  # a stopped worker's job is taken over after this
 
     @property
     def ledger_url(self) -> str:

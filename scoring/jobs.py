@@ -34,8 +34,6 @@ from scoring.preapproval import (
 from scoring.state import ServiceState
 
 log = logging.getLogger(__name__)
-CHUNK_MEMBERS = 2000  # members decided and committed together
-LEASE_SECONDS = 30.0  # a job whose runner has not renewed this long is taken over
 OPERATOR_KEY = "operator-cli"  # the key_id the `preapprove` command records under
 
 
@@ -78,8 +76,9 @@ def _job(row) -> Job:
 class JobStore:
     """Jobs in the ledger's database."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, lease_seconds: float = 30.0) -> None:
         self.engine, self.reader = ledger.engine, ledger.reader
+        self.lease = lease_seconds  # a job whose runner has not renewed this long is taken over
 
     def create(
         self,
@@ -121,7 +120,7 @@ class JobStore:
                         status="running" if run_now else "queued",
                         total=total,
                         done=0,
-                        lease_until=time.time() + LEASE_SECONDS if run_now else None,
+                        lease_until=time.time() + self.lease if run_now else None,
                         created_at=now,
                         updated_at=now,
                     )
@@ -174,13 +173,13 @@ class JobStore:
                         preapproval_jobs.c.lease_until < now,
                     ),
                 )
-                .values(status="running", lease_until=now + LEASE_SECONDS, updated_at=_now())
+                .values(status="running", lease_until=now + self.lease, updated_at=_now())
             )
         return done.rowcount == 1
 
     def progress(self, job_id: str, done: int) -> None:
         """Record progress and renew the lease."""
-        self._update(job_id, done=done, lease_until=time.time() + LEASE_SECONDS)
+        self._update(job_id, done=done, lease_until=time.time() + self.lease)
 
     def finish(self, job_id: str, summary: dict) -> None:
         """Mark done with its co-op level summary."""
@@ -231,7 +230,7 @@ def run_job(
     state: ServiceState,
     store: JobStore,
     *,
-    chunk: int = CHUNK_MEMBERS,
+    chunk: int = 2000,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """Decide every member of the job, chunk by chunk, and write the co-op level row.
@@ -324,9 +323,11 @@ class JobRunner:
     """A worker's thread that runs queued jobs and resumes abandoned ones; it keeps the
     results of the jobs it finished last, so their owners need not read them back."""
 
-    def __init__(self, state: ServiceState, *, chunk: int = CHUNK_MEMBERS) -> None:
-        self.state, self.chunk = state, chunk
-        self.store = JobStore(state.ledger)
+    def __init__(self, state: ServiceState, *, chunk: int | None = None) -> None:
+        settings = state.settings
+        self.state = state
+        self.chunk = chunk or settings.preapproval_chunk_members
+        self.store = JobStore(state.ledger, lease_seconds=settings.preapproval_lease_seconds)
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._recent: OrderedDict[str, list[dict]] = OrderedDict()
@@ -371,7 +372,7 @@ class JobRunner:
             self._queue.put(job_id)
         while True:
             try:
-                job_id = self._queue.get(timeout=LEASE_SECONDS)
+                job_id = self._queue.get(timeout=self.store.lease)
             except queue.Empty:  # look for jobs a stopped worker left behind
                 for found in self.store.resumable():
                     self._queue.put(found)

@@ -175,7 +175,7 @@ def preapprove(
         chosen, _ = resolve_members(
             state.source, coop_id=coop_id, contract_id=contract_id, members=listed
         )
-        store = JobStore(state.ledger)
+        store = JobStore(state.ledger, lease_seconds=settings.preapproval_lease_seconds)
         job, _ = store.create(
             key_id=OPERATOR_KEY,
             idempotency_key=None,
@@ -191,7 +191,11 @@ def preapprove(
         )
         with tqdm(total=len(chosen), unit="member", desc="pre-approval") as bar:
             results = run_job(
-                job, state, store, on_chunk=lambda done, _total: bar.update(done - bar.n)
+                job,
+                state,
+                store,
+                chunk=settings.preapproval_chunk_members,
+                on_chunk=lambda done, _total: bar.update(done - bar.n),
             )
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc

@@ -4,6 +4,7 @@ a model reload under load, and the ledger verified afterwards."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(world: Path, training, ledger_url: str, logs: Path, workers: int = 1):
+def running_server(
+    world: Path, training, ledger_url: str, logs: Path, workers: int = 1, extra_env=None
+):
     """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
     port = _free_port()
     book = Ledger(ledger_url)
@@ -39,12 +42,16 @@ def running_server(world: Path, training, ledger_url: str, logs: Path, workers: 
     _, lender = create_key(book, role="lender", name="e2e")
     _, scientist = create_key(book, role="scientist", name="e2e")
     book.close()
-    env = os.environ | {
-        "AGRICREDIT_DATA_DIR": str(world),
-        "AGRICREDIT_DATABASE_URL": ledger_url,
-        "AGRICREDIT_TRACKING_URI": training.tracking_uri,
-        "AGRICREDIT_ARTIFACT_ROOT": str(training.artifact_root),
-    }
+    env = (
+        os.environ
+        | {
+            "AGRICREDIT_DATA_DIR": str(world),
+            "AGRICREDIT_DATABASE_URL": ledger_url,
+            "AGRICREDIT_TRACKING_URI": training.tracking_uri,
+            "AGRICREDIT_ARTIFACT_ROOT": str(training.artifact_root),
+        }
+        | (extra_env or {})
+    )
     cli = str(Path(sys.executable).parent / "agricredit")
     # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
     log = open(logs / "serve.log", "wb")
@@ -182,3 +189,49 @@ def test_ledger_verify_command_checks_what_the_server_wrote(server, source, serv
     get_settings.cache_clear()
 
     assert result.exit_code == 0 and "ledger intact: 3 rows" in result.output
+
+
+def test_a_job_interrupted_by_a_killed_server_resumes_after_restart(served, source, tmp_path):
+    from tests.scoring.test_preapproval import coop_contracts
+
+    coop_id, contract_id = coop_contracts(source)[0]
+    members = source.coop_members[coop_id]
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    slow_jobs = {  # every request a job, one member a chunk, a stopped worker's lease short
+        "AGRICREDIT_PREAPPROVAL_SYNC_MEMBERS": "0",
+        "AGRICREDIT_PREAPPROVAL_CHUNK_MEMBERS": "1",
+        "AGRICREDIT_PREAPPROVAL_LEASE_SECONDS": "1",
+    }
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    run = (served.world, served.training, ledger_url)
+    with running_server(*run, tmp_path / "first", extra_env=slow_jobs) as (base, keys, _, _):
+        auth = {"Authorization": f"Bearer {keys['lender']}"}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            url = f"/v1/coops/{coop_id}/preapprovals"
+            job_id = client.post(url, json={"contract_id": contract_id}, headers=auth).json()[
+                "job_id"
+            ]
+            worker = client.get("/healthz").json()["worker"]
+            deadline = time.monotonic() + 60
+            while (
+                client.get(f"/v1/preapprovals/{job_id}", headers=auth).json()["progress"]["done"]
+                < 2
+            ):
+                assert time.monotonic() < deadline
+            os.kill(worker, signal.SIGKILL)  # no shutdown: the job is left half done
+    book = Ledger(ledger_url)
+    at_kill = book.count()
+    with running_server(*run, tmp_path / "second", extra_env=slow_jobs) as (base, _, _, _):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while (job := client.get(f"/v1/preapprovals/{job_id}", headers=auth).json())[
+                "status"
+            ] != "done":
+                assert time.monotonic() < deadline, job
+                time.sleep(0.05)
+
+    assert 2 <= at_kill < len(members)  # killed mid-way, before the batch row
+    assert [m["farmer_id"] for m in job["members"]] == members
+    assert book.count() == len(members) + 1 and book.verify().ok
+    book.close()
