@@ -4,6 +4,7 @@ co-ops invisible, jobs resumable without a row written twice."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 
@@ -15,10 +16,12 @@ from hypothesis import strategies as st
 
 from scoring.app import create_app
 from scoring.jobs import JobRunner, JobStore, run_job
+from scoring.ledger.repo import Ledger
+from scoring.ledger.tables import preapproval_jobs
 from scoring.model_store import ModelStore
 from scoring.policy import load_policy
 from scoring.preapproval import MemberRequest, evaluate_members, plan_preapproval
-from tests.scoring.conftest import bearer
+from tests.scoring.conftest import bearer, fresh_postgres_url
 
 
 def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str]]:
@@ -223,7 +226,20 @@ def test_large_requests_become_jobs_with_progress_json_and_csv(job_client, state
     assert state.ledger.count() == len(members) + 1
 
 
-def test_an_interrupted_job_resumes_and_writes_no_row_twice(state, source, coop):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_state(request, state):
+    """The service state with its ledger (and jobs) on each database."""
+    if request.param == "sqlite":
+        yield state
+        return
+    book = Ledger(fresh_postgres_url())
+    book.migrate()
+    yield dataclasses.replace(state, ledger=book)
+    book.close()
+
+
+def test_an_interrupted_job_resumes_and_writes_no_row_twice(any_db_state, source, coop):
+    state = any_db_state
     coop_id, contract_id = coop
     store = JobStore(state.ledger)
     job, _ = store.create(
@@ -252,7 +268,7 @@ def test_an_interrupted_job_resumes_and_writes_no_row_twice(state, source, coop)
     assert written == 8 and store.get(job.job_id).status == "running"
 
     with state.ledger.engine.begin() as conn:  # the stopped worker's lease runs out
-        conn.exec_driver_sql("UPDATE preapproval_jobs SET lease_until = 0")
+        conn.execute(preapproval_jobs.update().values(lease_until=0.0))
     runner = JobRunner(state, chunk=4)
     runner.start()
     try:
