@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -203,8 +205,16 @@ def snapshot_applications(
     )
 
 
-def training_matrix(inputs: Inputs, *, reference: Reference, as_of: pd.Timestamp) -> pd.DataFrame:
+def training_matrix(
+    inputs: Inputs,
+    *,
+    reference: Reference,
+    as_of: pd.Timestamp,
+    build: Callable[..., pd.DataFrame] = build_features,
+) -> pd.DataFrame:
     """Features of every loan applied for before `as_of`, with its outcome where known.
+
+    `build` computes the features (`build_features`, or its cluster version).
 
     A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
     defaulted when
@@ -213,7 +223,7 @@ def training_matrix(inputs: Inputs, *, reference: Reference, as_of: pd.Timestamp
     """
     t = instant_ns(as_of)
     loans = inputs.loans[before(inputs.loans["applied_at"], t)].reset_index(drop=True)
-    matrix = build_features(inputs, loan_applications(loans), reference=reference)
+    matrix = build(inputs, loan_applications(loans), reference=reference)
     matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
     known = matured < t
     settled = loan_settlements(loans, inputs.repayments)["settled_at"]
@@ -251,6 +261,13 @@ def validated_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
     return report.tables
 
 
+def fieldset_of(fields: pd.DataFrame) -> FieldSet:
+    """The validated field boundaries as the zonal kernel takes them."""
+    return FieldSet(
+        fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
+    )
+
+
 def inputs_from_tables(
     data_dir: Path | str,
     tables: dict[str, pd.DataFrame],
@@ -261,9 +278,7 @@ def inputs_from_tables(
     """Inputs from validated tables; the index series is computed from the scenes unless
     one is given."""
     fields = tables["fields"]
-    fieldset = FieldSet(
-        fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
-    )
+    fieldset = fieldset_of(fields)
     if series is None:
         series = build_index_series(data_dir, tables["scenes"], fieldset, progress=progress)
     return Inputs(
@@ -310,18 +325,30 @@ def write_feature_store(
     out: Path | str | None = None,
     as_of: pd.Timestamp | str | None = None,
     progress: bool = False,
+    client=None,
 ) -> BuildSummary:
     """Build and write the index series, the training matrix and the farmer snapshot.
 
     `as_of` defaults to just after the latest event in the data. Everything is written to
-    `out` (default DATA_DIR/features) at once, or nothing is.
+    `out` (default DATA_DIR/features) at once, or nothing is. With a Dask `client` the
+    zonal statistics and the features run on its cluster (features/distributed.py); the
+    result is the same.
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
     out = Path(out) if out is not None else data_dir / "features"
     steps = tqdm(total=4, desc="features", unit="step", disable=not progress)
     steps.set_postfix_str("index series")
-    inputs = load_inputs(data_dir, progress=progress)
+    build = build_features
+    if client is None:
+        inputs = load_inputs(data_dir, progress=progress)
+    else:
+        from features.distributed import features_on, index_series_on
+
+        tables = validated_tables(data_dir)
+        series = index_series_on(client, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
+        inputs = inputs_from_tables(data_dir, tables, series=series)
+        build = partial(features_on, client)
     when = latest_event(inputs) + pd.Timedelta(seconds=1) if as_of is None else pd.Timestamp(as_of)
     instant_ns(when)  # refuses a naive time with a clear message
     steps.update()
@@ -329,10 +356,10 @@ def write_feature_store(
     reference = build_reference(inputs)
     steps.update()
     steps.set_postfix_str("training matrix")
-    training = training_matrix(inputs, reference=reference, as_of=when)
+    training = training_matrix(inputs, reference=reference, as_of=when, build=build)
     steps.update()
     steps.set_postfix_str("snapshot")
-    snapshot = build_features(
+    snapshot = build(
         inputs, snapshot_applications(inputs.farmers, inputs.contracts, when), reference=reference
     )
     steps.update()

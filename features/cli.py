@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from features.cluster import scheduler_option
 from features.errors import AgricreditError, TableValidationError
 from features.problems import Problem
 
@@ -190,11 +191,15 @@ def list_features(source: str | None, reasons: bool) -> None:
     help="Output directory (default DATA/features), replaced whole.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def build(data_dir: Path, as_of: str | None, out: Path | None, quiet: bool) -> None:
+@scheduler_option
+def build(
+    data_dir: Path, as_of: str | None, out: Path | None, quiet: bool, scheduler: str | None
+) -> None:
     """Write the field index series, the training matrix and the farmer snapshot."""
     import pandas as pd
 
     from features.build import write_feature_store
+    from features.cluster import dask_client
 
     if as_of is not None:
         try:
@@ -209,7 +214,10 @@ def build(data_dir: Path, as_of: str | None, out: Path | None, quiet: bool) -> N
                 param_hint="--as-of",
             )
     try:
-        s = write_feature_store(data_dir, out=out, as_of=as_of, progress=not quiet)
+        with dask_client(scheduler) as client:
+            s = write_feature_store(
+                data_dir, out=out, as_of=as_of, progress=not quiet, client=client
+            )
     except TableValidationError as exc:
         click.echo(f"{data_dir}: invalid; no features written", err=True)
         _print_problems(exc.problems)

@@ -42,3 +42,17 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not found at {REAL_DATA}; clone beside ../shared")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A client of a local Dask cluster of two single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
