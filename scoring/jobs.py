@@ -232,11 +232,13 @@ def run_job(
     *,
     chunk: int = 2000,
     on_chunk: Callable[[int, int], None] | None = None,
+    client=None,
 ) -> list[dict]:
     """Decide every member of the job, chunk by chunk, and write the co-op level row.
 
     A chunk already in the ledger (an earlier, interrupted run) is read back, not decided
-    again. Returns every member's result in request order, not-members included.
+    again. With a Dask `client` the chunks are decided on its cluster. Returns every
+    member's result in request order, not-members included.
     """
     model = state.models.current
     plan = plan_preapproval(
@@ -253,47 +255,51 @@ def run_job(
         "contract_id": job.contract_id,
         "policy_version": state.policy.version,
     }
-    results: list[dict] = []
-    for n, start in enumerate(range(0, len(plan.members), chunk)):
-        part = plan.members[start : start + chunk]
-        ident, request = f"job:{job.job_id}:{n}", {"job_id": job.job_id, "chunk": n}
-        written = False
-        if state.ledger.replay(key_id=job.key_id, idempotency_key=ident, request=request) is None:
-            decided = evaluate_members(
-                plan,
-                part,
-                job_id=job.job_id,
-                source=state.source,
-                model=model.bundle,
-                policy=state.policy,
+    chunks = [plan.members[i : i + chunk] for i in range(0, len(plan.members), chunk)]
+    requests = [
+        (f"job:{job.job_id}:{n}", {"job_id": job.job_id, "chunk": n}) for n in range(len(chunks))
+    ]
+    todo = [
+        n
+        for n, (ident, request) in enumerate(requests)
+        if state.ledger.replay(key_id=job.key_id, idempotency_key=ident, request=request) is None
+    ]
+    if client is None:
+        decided = {
+            n: decide_chunk(
+                plan, chunks[n], job_id=job.job_id, source=state.source, model=model,
+                policy=state.policy, context=context,
             )
-            rows = [r.as_dict() | {"model_version": model.version} for r in decided]
-            bodies = [
-                (
-                    r.decision_id,
-                    "preapproval",
-                    context
-                    | {
-                        "member": row,
-                        "model": {"name": model.name, "version": model.version},
-                        "model_sha256": model.bundle.sha256,
-                        "feature_vector": r.outcome.features,
-                    },
-                )
-                for r, row in zip(decided, rows, strict=True)
-            ]
+            for n in todo
+        }  # fmt: skip
+    else:  # every chunk a task at once; their rows are written here, in order, as they come
+        from scoring.distributed import submit_chunks
+
+        decided = submit_chunks(client, state, model, plan, {n: chunks[n] for n in todo},
+                                job_id=job.job_id, context=context)  # fmt: skip
+    results: list[dict] = []
+    done = 0
+    for n, part in enumerate(chunks):
+        ident, request = requests[n]
+        written = False
+        if n in decided:
+            pairs = decided[n] if client is None else decided[n].result()
             _, written = state.ledger.record(
-                key_id=job.key_id, idempotency_key=ident, request=request, bodies=bodies
+                key_id=job.key_id,
+                idempotency_key=ident,
+                request=request,
+                bodies=[body for _, body in pairs],
             )
         if written:
-            results.extend(rows)
+            results.extend(row for row, _ in pairs)
         else:  # written before: what the ledger holds is the answer
             ids = [member_decision_id(job.job_id, m.farmer_id) for m in part]
             stored = state.ledger.get_many(ids)
             results.extend(stored[i].body["member"] for i in ids)
-        store.progress(job.job_id, start + len(part))
+        done += len(part)
+        store.progress(job.job_id, done)
         if on_chunk is not None:
-            on_chunk(start + len(part), len(plan.members))
+            on_chunk(done, len(plan.members))
     results += [not_member_result(job.coop_id, f) for f in plan.not_members]
     summary = summarise(plan, results) | {
         "model_versions": sorted({r["model_version"] for r in results if "model_version" in r}),
@@ -307,6 +313,26 @@ def run_job(
     )
     store.finish(job.job_id, summary)
     return results
+
+
+def decide_chunk(
+    plan, part: list[MemberRequest], *, job_id: str, source, model, policy, context: dict
+) -> list[tuple[dict, tuple[str, str, dict]]]:
+    """One chunk's members decided: (result row, ledger row) each."""
+    decided = evaluate_members(
+        plan, part, job_id=job_id, source=source, model=model.bundle, policy=policy
+    )
+    out = []
+    for r in decided:
+        row = r.as_dict() | {"model_version": model.version}
+        body = context | {
+            "member": row,
+            "model": {"name": model.name, "version": model.version},
+            "model_sha256": model.bundle.sha256,
+            "feature_vector": r.outcome.features,
+        }
+        out.append((row, (r.decision_id, "preapproval", body)))
+    return out
 
 
 def stored_results(job: Job, state: ServiceState) -> list[dict]:

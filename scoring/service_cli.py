@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from features.cluster import scheduler_option
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -151,17 +153,21 @@ def verify_ledger() -> None:
     default=None,
     help="Data directory (default: AGRICREDIT_DATA_DIR or data/world).",
 )
+@scheduler_option
 def preapprove(
     coop_id: str,
     contract_id: str,
     members_file: Path | None,
     out: Path | None,
     data_dir: Path | None,
+    scheduler: str | None,
 ) -> None:
     """Pre-approve a co-op's members under a contract, as the API does, written to the
-    ledger under the operator's name."""
+    ledger under the operator's name. With --scheduler the members are decided on a Dask
+    cluster whose workers see the same data directory and model registry."""
     from tqdm import tqdm
 
+    from features.cluster import dask_client
     from scoring.app import build_state
     from scoring.config import Settings
     from scoring.errors import ServiceError
@@ -189,13 +195,17 @@ def preapprove(
             total=len(chosen),
             run_now=True,
         )
-        with tqdm(total=len(chosen), unit="member", desc="pre-approval") as bar:
+        with (
+            dask_client(scheduler) as client,
+            tqdm(total=len(chosen), unit="member", desc="pre-approval") as bar,
+        ):
             results = run_job(
                 job,
                 state,
                 store,
                 chunk=settings.preapproval_chunk_members,
                 on_chunk=lambda done, _total: bar.update(done - bar.n),
+                client=client,
             )
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc

@@ -1,0 +1,56 @@
+"""Batch scoring on a Dask cluster: a pre-approval's chunks become tasks running the same
+`decide_chunk`; each worker loads the data directory, the policy and the model version
+itself (it must see them: shared or object storage, the same MLflow registry) and keeps
+them for the next task. The caller writes each chunk's ledger rows as its result comes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_LOADED: dict[tuple, object] = {}  # per worker process: what earlier tasks loaded
+
+
+def _cached(key: tuple, load):
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
+def _decide_on_worker(data_dir: str, policy_path: str, version: str, training, plan, part,
+                      job_id: str, context: dict):  # fmt: skip
+    from scoring.feature_source import FeatureSource
+    from scoring.jobs import decide_chunk
+    from scoring.model_store import ModelStore
+    from scoring.policy import load_policy
+
+    source = _cached(("data", data_dir), lambda: FeatureSource.load(Path(data_dir)))
+    policy = _cached(("policy", policy_path), lambda: load_policy(policy_path))
+    model = _cached(("model", version), lambda: ModelStore(version, training).load())
+    return decide_chunk(
+        plan, part, job_id=job_id, source=source, model=model, policy=policy, context=context
+    )
+
+
+def submit_chunks(client, state, model, plan, chunks: dict, *, job_id: str, context: dict):
+    """A future per chunk (chunk number -> future of `decide_chunk`'s rows)."""
+    from training.config import get_training_settings
+
+    shared = client.scatter(plan, broadcast=True)
+    settings = state.settings
+    # the registry the caller loaded its model from, not whatever a worker's env names
+    registry = state.models.settings or get_training_settings()
+    return {
+        n: client.submit(
+            _decide_on_worker,
+            str(settings.data_dir),
+            str(settings.policy_path),
+            model.version,
+            registry,
+            shared,
+            part,
+            job_id,
+            context,
+            pure=False,
+        )
+        for n, part in chunks.items()
+    }
