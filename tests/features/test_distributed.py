@@ -32,3 +32,19 @@ def test_a_farmer_always_lands_in_the_same_partition():
     assert (
         pd.Series(again, index=ids.sample(frac=1, random_state=1).index).sort_index() == first
     ).all()
+
+
+def test_features_build_command_takes_a_scheduler(tiny_world, tmp_path, dask_client):
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+
+    out = tmp_path / "features"
+    result = CliRunner().invoke(
+        main,
+        ["features", "build", "--data", str(tiny_world), "--out", str(out), "--quiet",
+         "--scheduler", dask_client.scheduler.address],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").exists() and len(pd.read_parquet(out / TRAINING_FILE)) > 0
