@@ -1,16 +1,18 @@
-"""Benchmark: `features build` in process against a local Dask cluster of 2 workers, on
-the 100,000-farmer world (data/bench/world-100k: 20 counties, 1 imaged; simulated on first
-use), with the peak memory of each.
+"""Benchmark: `features build` and training in process against a local Dask cluster of 2
+workers, on the 100,000-farmer world (data/bench/world-100k: 20 counties, 1 imaged;
+simulated on first use), with the peak memory of each.
 
-Each build runs in a fresh process; memory is the peak of the summed resident memory of
-that process and all its children (the cluster's scheduler and workers), sampled every
-0.1 s. The two builds' training matrices and snapshots are checked equal.
+Each run is a fresh process; memory is the peak of the summed resident memory of that
+process and all its children (the cluster's scheduler and workers), sampled every 0.1 s.
+The two builds' training matrices and snapshots are checked equal; training reports the
+test AUC of each model (`train_model`: fit, calibration, baseline, metrics).
 
     python benchmarks/bench_scale.py
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,26 @@ else:
 """
 
 
+TRAIN = """
+import json, sys
+import pandas as pd
+from training.pipeline import train_model
+matrix = pd.read_parquet(sys.argv[1])
+workers = int(sys.argv[3])
+if workers == 0:
+    model = train_model(matrix)
+else:
+    from functools import partial
+    from distributed import Client, LocalCluster
+    from training.distributed import fit_lightgbm_dask
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as c, \\
+            Client(c) as client:
+        model = train_model(matrix, fit=partial(fit_lightgbm_dask, client))
+open(sys.argv[2], "w").write(json.dumps({"auc": model.metrics["test_auc"],
+                                         "trees": model.booster.num_trees()}))
+"""
+
+
 def tree_rss(process: psutil.Process) -> int:
     total = 0
     for p in [process, *process.children(recursive=True)]:
@@ -45,10 +67,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def build(data: Path, out: Path, workers: int) -> tuple[float, float]:
-    """(seconds, peak GB) of one features build in a fresh process."""
+def run(script: str, source: Path, out: Path, workers: int) -> tuple[float, float]:
+    """(seconds, peak GB) of a script in a fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(data), str(out), str(workers)])
+    proc = subprocess.Popen([sys.executable, "-c", script, str(source), str(out), str(workers)])
     watched, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
@@ -57,15 +79,15 @@ def build(data: Path, out: Path, workers: int) -> tuple[float, float]:
             break
         time.sleep(0.1)
     if proc.returncode != 0:
-        raise RuntimeError(f"build with {workers} workers failed ({proc.returncode})")
+        raise RuntimeError(f"run with {workers} workers failed ({proc.returncode})")
     return time.perf_counter() - start, peak / 1e9
 
 
 def main() -> None:
     data = world(100_000)
     tmp = Path(tempfile.mkdtemp())
-    here = build(data, tmp / "here", 0)
-    there = build(data, tmp / "there", 2)
+    here = run(BUILD, data, tmp / "here", 0)
+    there = run(BUILD, data, tmp / "there", 2)
     for name in ("training.parquet", "snapshot.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp / "here" / name), pd.read_parquet(tmp / "there" / name)
@@ -75,6 +97,14 @@ def main() -> None:
     print(f"  in process                  {here[0]:7.1f} s   peak {here[1]:5.2f} GB")
     print(f"  local cluster, 2 workers    {there[0]:7.1f} s   peak {there[1]:5.2f} GB"
           f"   ({here[0] / there[0]:.2f}x the in-process speed)")  # fmt: skip
+    matrix = tmp / "here" / "training.parquet"
+    trained = {w: run(TRAIN, matrix, tmp / f"model-{w}.json", w) for w in (0, 2)}
+    print("training (train_model)")
+    for w, (seconds, peak) in trained.items():
+        m = json.loads((tmp / f"model-{w}.json").read_text())
+        where = "in process" if w == 0 else "local cluster, 2 workers"
+        print(f"  {where:<27} {seconds:7.1f} s   peak {peak:5.2f} GB   test AUC {m['auc']:.4f}"
+              f" ({m['trees']} trees)")  # fmt: skip
 
 
 if __name__ == "__main__":

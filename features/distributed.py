@@ -75,6 +75,8 @@ def features_on(
         mine = apps[part == p]
         if len(mine):
             data = restrict_to_farmers(inputs, mine["farmer_id"].unique())
-            futures.append(client.submit(_partition_features, data, mine, shared, pure=False))
+            # scattered, not embedded: the task graph stays small whatever the partition
+            sent = client.scatter([data, mine])
+            futures.append(client.submit(_partition_features, *sent, shared, pure=False))
     built = pd.concat(client.gather(futures)).sort_index()
     return built.reset_index(drop=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from features.cluster import scheduler_option
 from features.registry import SOURCES
 
 
@@ -50,6 +51,7 @@ def _sources(text: str) -> tuple[str, ...]:
 @click.option(
     "--pdo", type=float, default=20.0, show_default=True, help="Points to double the odds."
 )
+@scheduler_option
 def train(
     data_dir: Path,
     experiment: str | None,
@@ -59,8 +61,11 @@ def train(
     base_points: float,
     base_odds: float,
     pdo: float,
+    scheduler: str | None,
 ) -> None:
-    """Train, calibrate and evaluate the PD model; track it in MLflow and register it."""
+    """Train, calibrate and evaluate the PD model; track it in MLflow and register it.
+    With --scheduler the booster grows on a Dask cluster (LightGBM's distributed learner)."""
+    from features.cluster import dask_client
     from training.runner import run_training
     from training.scaling import ScoreScaler
 
@@ -68,15 +73,17 @@ def train(
         scaler = ScoreScaler(base_points=base_points, base_odds=base_odds, pdo=pdo)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    result = run_training(
-        data_dir,
-        sources=_sources(sources),
-        experiment=experiment,
-        ablate=ablate,
-        register=not no_register,
-        scaler=scaler,
-        echo=click.echo,
-    )
+    with dask_client(scheduler) as client:
+        result = run_training(
+            data_dir,
+            sources=_sources(sources),
+            experiment=experiment,
+            ablate=ablate,
+            register=not no_register,
+            scaler=scaler,
+            echo=click.echo,
+            client=client,
+        )
     if not result.checks_passed:
         raise SystemExit(1)
 

@@ -6,6 +6,7 @@ directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -64,6 +65,7 @@ def train_model(
     scaler: ScoreScaler | None = None,
     oracle_pd: pd.Series | None = None,
     groups: pd.DataFrame | None = None,
+    fit: Callable[..., lgb.Booster] = fit_lightgbm,
 ) -> TrainedModel:
     """Train, calibrate and evaluate on an out-of-time split of `matrix`.
 
@@ -74,6 +76,7 @@ def train_model(
         oracle_pd: the true probability of default by application_id (simulated data
             only); adds the oracle's AUC and the model/oracle ratio on the test season.
         groups: audit attributes by farmer_id (e.g. county, gender), never model inputs.
+        fit: grows the booster (`fit_lightgbm`, or `fit_lightgbm_dask` bound to a client).
     """
     settings = settings or LightGBMSettings()
     scaler = scaler or ScoreScaler()
@@ -84,7 +87,7 @@ def train_model(
     train_x, train_y = xy(split.train, features)
     valid_x, valid_y = xy(split.valid, features)
     test_x, test_y = xy(split.test, features)
-    booster = fit_lightgbm(train_x, train_y, valid_x, valid_y, features=features, settings=settings)
+    booster = fit(train_x, train_y, valid_x, valid_y, features=features, settings=settings)
     # 2. calibrate on the validation season, levelled to the long-run default rate
     seasons = pd.concat([split.train, split.valid])
     long_run = float(seasons.groupby("season")[LABEL].mean().mean())

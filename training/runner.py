@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -11,7 +12,9 @@ import pandas as pd
 from features.build import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
 from training.config import get_training_settings
+from training.distributed import fit_lightgbm_dask
 from training.gate import GateReport, evaluate_gate
+from training.model import fit_lightgbm
 from training.pipeline import TrainedModel, train_model
 from training.registry import CHAMPION, MODEL_NAME, get_client, get_version, set_champion
 from training.scaling import ScoreScaler
@@ -44,12 +47,17 @@ def run_training(
     register: bool = True,
     scaler: ScoreScaler | None = None,
     echo: Callable[[str], None] = print,
+    client=None,
 ) -> TrainedModel:
-    """Train on DATA_DIR's features, record the run (and ablations) and register it."""
+    """Train on DATA_DIR's features, record the run (and ablations) and register it; with
+    a Dask `client` every booster grows on its cluster."""
     settings = get_training_settings()
     matrix, oracle, audit = _inputs(Path(data_dir), echo)
     use_experiment(experiment or settings.experiment, settings)
-    model = train_model(matrix, sources=sources, oracle_pd=oracle, groups=audit, scaler=scaler)
+    fit = fit_lightgbm if client is None else partial(fit_lightgbm_dask, client)
+    model = train_model(
+        matrix, sources=sources, oracle_pd=oracle, groups=audit, scaler=scaler, fit=fit
+    )
     tracked = log_trained_model(model, run_name="+".join(sources), register=register)
     m = model.metrics
     echo(
@@ -73,7 +81,7 @@ def run_training(
         with mlflow.start_run(run_id=tracked.run_id):
             for left_out in sources:
                 kept = tuple(s for s in sources if s != left_out)
-                ablated = train_model(matrix, sources=kept, oracle_pd=oracle, groups=audit)
+                ablated = train_model(matrix, sources=kept, oracle_pd=oracle, groups=audit, fit=fit)
                 log_trained_model(
                     ablated, run_name=f"without {left_out}", register=False, nested=True
                 )
