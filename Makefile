@@ -45,7 +45,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_zonal.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_model_size.py
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_preapprove.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
