@@ -73,6 +73,15 @@ def _job(row) -> Job:
     )
 
 
+def _unheld(now: float):
+    """Unfinished jobs whose lease has run out, or that nobody has held."""
+    jobs = preapproval_jobs.c
+    return sa.and_(
+        jobs.status.in_(("queued", "running")),
+        sa.or_(jobs.lease_until.is_(None), jobs.lease_until < now),
+    )
+
+
 class JobStore:
     """Jobs in the ledger's database."""
 
@@ -165,14 +174,7 @@ class JobStore:
         with self.engine.begin() as conn:
             done = conn.execute(
                 preapproval_jobs.update()
-                .where(
-                    preapproval_jobs.c.job_id == job_id,
-                    preapproval_jobs.c.status.in_(("queued", "running")),
-                    sa.or_(
-                        preapproval_jobs.c.lease_until.is_(None),
-                        preapproval_jobs.c.lease_until < now,
-                    ),
-                )
+                .where(preapproval_jobs.c.job_id == job_id, _unheld(now))
                 .values(status="running", lease_until=now + self.lease, updated_at=_now())
             )
         return done.rowcount == 1
@@ -202,13 +204,7 @@ class JobStore:
         with self.reader.connect() as conn:
             rows = conn.execute(
                 sa.select(preapproval_jobs.c.job_id)
-                .where(
-                    preapproval_jobs.c.status.in_(("queued", "running")),
-                    sa.or_(
-                        preapproval_jobs.c.lease_until.is_(None),
-                        preapproval_jobs.c.lease_until < time.time(),
-                    ),
-                )
+                .where(_unheld(time.time()))
                 .order_by(preapproval_jobs.c.created_at)
             )
             return [r.job_id for r in rows]

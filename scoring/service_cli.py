@@ -1,4 +1,4 @@
-"""`agricredit serve`, `agricredit keys ...` and `agricredit ledger verify`."""
+"""`agricredit serve`, `keys ...`, `ledger verify` and `preapprove`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ import click
 
 from features.cluster import scheduler_option
 
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
+data_option = click.option(
     "--data",
     "data_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Data directory (default: AGRICREDIT_DATA_DIR or data/world).",
 )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@data_option
 @click.option(
     "--workers",
     default=1,
@@ -146,13 +148,7 @@ def verify_ledger() -> None:
     default=None,
     help="Write every member's result here as CSV.",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (default: AGRICREDIT_DATA_DIR or data/world).",
-)
+@data_option
 @scheduler_option
 def preapprove(
     coop_id: str,

@@ -246,16 +246,7 @@ class Ledger:
         Raises:
             IdempotencyConflictError: the key was used before with a different request.
         """
-        job = _Job(
-            key_id,
-            idempotency_key,
-            _request_hash(request),
-            bodies,
-            Future(),
-        )
-        self._start_writer()
-        self._queue.put(job)
-        return job.future.result()
+        return self._enqueue(key_id, idempotency_key, request, bodies).result()
 
     async def record_async(
         self,
@@ -266,10 +257,14 @@ class Ledger:
         bodies: list[tuple[str, str, dict]],
     ) -> tuple[str, bool]:
         """`record` for an event loop: waits for the commit without holding a thread."""
+        return await asyncio.wrap_future(self._enqueue(key_id, idempotency_key, request, bodies))
+
+    def _enqueue(self, key_id: str, idempotency_key: str | None, request: dict,
+                 bodies: list[tuple[str, str, dict]]) -> Future:  # fmt: skip
         job = _Job(key_id, idempotency_key, _request_hash(request), bodies, Future())
         self._start_writer()
         self._queue.put(job)
-        return await asyncio.wrap_future(job.future)
+        return job.future
 
     def _start_writer(self) -> None:
         with self._writer_lock:
