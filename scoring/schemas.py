@@ -137,7 +137,8 @@ class PreapprovalRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"contract_id": "K2287"}]},
+        # the demo world's largest co-op with a financed buyer: C015, contract K2284
+        json_schema_extra={"examples": [{"contract_id": "K2284"}]},
     )
 
     contract_id: str = Id

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -65,7 +65,7 @@ def _body(job: Job, members: list[dict] | None) -> dict:
     responses=ERRORS | {202: {"model": PreapprovalJob}},
 )
 async def create_preapproval(
-    coop_id: str,
+    coop_id: Annotated[str, Path(examples=["C015"])],
     body: PreapprovalRequest,
     state: StateDep,
     key: CoopOrLenderDep,
