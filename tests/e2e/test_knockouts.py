@@ -17,6 +17,7 @@ import pytest
 
 from features.build import write_feature_store
 from scoring.feature_source import FeatureSource
+from scoring.policy import DEFAULT_POLICY
 from tests.e2e.test_server import running_server
 from tests.factories import copy_world
 
@@ -100,3 +101,39 @@ def test_each_knockout_and_refer_comes_back_over_http(served, knockout_world, tm
     seen = {r["code"] for d in everyone for r in d["reasons"]}
     assert {"BUYER_SUSPENDED", "LOAN_IN_ARREARS", "FIELD_NOT_CULTIVATED"} <= seen
     assert {"approve", "refer", "decline"} <= {d["decision"] for d in everyone}
+
+
+def test_stale_imagery_refers_over_http_and_is_recorded(served, tmp_path):
+    """A policy that trusts imagery for one day only: farmers whose latest clear scene is
+    older are referred for stale imagery, never approved on it, and the ledger says so."""
+    stale_policy = tmp_path / "policy.yaml"
+    text = DEFAULT_POLICY.read_text()
+    stale_policy.write_text(
+        text.replace("max_days_since_last_scene: 60", "max_days_since_last_scene: 1").replace(
+            'version: "', 'version: "stale-test-'
+        )
+    )
+    snap = pd.read_parquet(served.world / "features" / "snapshot.parquet")
+    snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")].head(25)
+    ledger_url = f"sqlite:///{tmp_path / 'l.db'}"
+    env = {"AGRICREDIT_POLICY_PATH": str(stale_policy)}
+    with (
+        running_server(served.world, served.training, ledger_url, tmp_path, extra_env=env) as (
+            base, keys, _, _,
+        ),
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):  # fmt: skip
+        headers = {"Authorization": f"Bearer {keys['lender']}"}
+        answers = [
+            client.post("/v1/score", json=_body(r.farmer_id, r.contract_id), headers=headers).json()
+            for r in snap.itertuples()
+        ]
+        stored = [
+            client.get(f"/v1/decisions/{a['decision_id']}", headers=headers).json() for a in answers
+        ]
+
+    stale = [a for a in answers if "IMAGERY_STALE" in [r["code"] for r in a["reasons"]]]
+    assert len(stale) >= 10
+    assert all(a["decision"] in ("refer", "decline") for a in stale)
+    assert all(a["policy_version"].startswith("stale-test-") for a in answers)
+    assert stored == answers
