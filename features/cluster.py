@@ -3,7 +3,6 @@ scheduler's address (`--scheduler` or AGRICREDIT_DASK_SCHEDULER)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,9 +21,9 @@ scheduler_option = click.option(
 
 @contextmanager
 def dask_client(address: str | None) -> Iterator[object | None]:
-    """A client of the cluster at `address`, or None to run in process."""
-    address = address or os.environ.get(SCHEDULER_ENV) or None
-    if address is None:
+    """A client of the cluster at `address`, or None to run in process (the commands'
+    `scheduler_option` already reads SCHEDULER_ENV)."""
+    if not address:
         yield None
         return
     from distributed import Client

@@ -7,7 +7,7 @@ built together and predicted together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -59,7 +59,6 @@ class Outcome:
     flags: list[str]
     disbursements: list[dict]
     as_of: pd.Timestamp
-    extra: dict = field(default_factory=dict)
 
 
 def check_application(app: Application, source: FeatureSource) -> None:
@@ -148,6 +147,7 @@ class _PolicyInputs:
 
     crop: str | None
     delivery_end: pd.Timestamp | None
+    buyer_grade: str | None
     drawn: float
     arrears_days: float
     verified_ha: float | None
@@ -175,6 +175,7 @@ def _policy_inputs(
             _PolicyInputs(
                 crop=contract["crop"],
                 delivery_end=contract["delivery_end"],
+                buyer_grade=source.buyer_grades.get(contract["buyer_id"]),
                 drawn=float(drawn),
                 arrears_days=float(arrears),
                 verified_ha=ratio * crop_area if known else None,
@@ -254,7 +255,6 @@ def evaluate_applications(
     decisions = []
     for i, app in enumerate(apps):
         e = extras[i]
-        contract = source.contract(app.contract_id)
         case = Case(
             requested_minor=app.requested_minor,
             pd=pds[i],
@@ -262,7 +262,7 @@ def evaluate_applications(
             crop=e.crop,
             contract_open=not not_open[i],
             delivery_end=e.delivery_end,
-            buyer_grade=source.buyer_grades.get(contract["buyer_id"]),
+            buyer_grade=e.buyer_grade,
             receivable_minor=receivable[i],
             drawn_on_contract_minor=e.drawn,
             verified_cultivated_ha=e.verified_ha,

@@ -30,6 +30,11 @@ class IdempotencyConflictError(ServiceError):
     code = "idempotency_key_reused"
 
 
+class JobNotFinishedError(ServiceError):
+    status = 409
+    code = "job_not_finished"
+
+
 class UnauthorizedError(ServiceError):
     status = 401
     code = "unauthorized"

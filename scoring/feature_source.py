@@ -57,14 +57,13 @@ class Snapshot:
         return cls(as_of, values, rows)
 
 
-def _snapshot(data_dir: Path) -> tuple[pd.DataFrame | None, pd.Timestamp | None]:
-    """The feature store's farmer snapshot and its as-of time, if one was built."""
+def _snapshot(data_dir: Path) -> Snapshot | None:
+    """The feature store's farmer snapshot, if one was built."""
     manifest = data_dir / "features" / MANIFEST_FILE
     if not manifest.exists():
-        return None, None
+        return None
     as_of = pd.Timestamp(json.loads(manifest.read_text())["as_of"])
-    snapshot = pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE)
-    return snapshot.set_index("farmer_id", drop=False), as_of
+    return Snapshot.of(pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE), as_of)
 
 
 def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, float]]]:
@@ -114,12 +113,9 @@ class FeatureSource:
     reference: Reference
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
-    snapshot: pd.DataFrame | None  # features of every farmer at `snapshot_as_of`, by farmer
-    snapshot_as_of: pd.Timestamp | None
-    snapshot_matrix: Snapshot | None
+    snapshot: Snapshot | None  # every farmer's features at the feature store's as-of
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
-    _fields: dict[str, np.ndarray]
     _field_rows: dict[str, list[tuple[str, str, float]]]
     crop_areas: dict[str, dict[str, float]]  # crop -> farmer_id -> declared area (ha)
     _contracts: dict[str, dict]
@@ -142,18 +138,14 @@ class FeatureSource:
         series = pd.read_parquet(built) if built.exists() else None
         inputs = inputs_from_tables(data_dir, t, series=series)
         settled = loan_settlements(inputs.loans, inputs.repayments)
-        snapshot, snapshot_as_of = _snapshot(data_dir)
         return cls(
             inputs=inputs,
             reference=build_reference(inputs),
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=latest_event(inputs) + pd.Timedelta(seconds=1),
-            snapshot=snapshot,
-            snapshot_as_of=snapshot_as_of,
-            snapshot_matrix=None if snapshot is None else Snapshot.of(snapshot, snapshot_as_of),
+            snapshot=_snapshot(data_dir),
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),
-            _fields=_positions(inputs.fields, "farmer_id"),
             _field_rows=_fields_by_farmer(inputs.fields),
             crop_areas=_crop_areas(inputs.fields),
             _contracts=_rows_by(inputs.contracts, "contract_id"),
@@ -178,19 +170,15 @@ class FeatureSource:
         """The contract's row (column -> value), or None if unknown."""
         return self._contracts.get(contract_id)
 
-    def fields_of(self, farmer_id: str) -> pd.DataFrame:
-        """The farmer's fields (possibly none)."""
-        return self.inputs.fields.iloc[self._fields.get(farmer_id, np.zeros(0, dtype=np.int64))]
-
     def field_rows(self, farmer_id: str) -> list[tuple[str, str, float]]:
         """The farmer's fields as (field_id, crop, declared_area_ha), possibly none."""
         return self._field_rows.get(farmer_id, [])
 
     def snapshot_at(self, as_of: pd.Timestamp) -> Snapshot | None:
         """The built snapshot, when it was built for exactly this as-of time."""
-        if self.snapshot_matrix is None or self.snapshot_matrix.as_of != as_of:
+        if self.snapshot is None or self.snapshot.as_of != as_of:
             return None
-        return self.snapshot_matrix
+        return self.snapshot
 
     def at(self, as_of: pd.Timestamp) -> PointInTime:
         """Loans outstanding and each field's latest clear scene at `as_of` (cached)."""

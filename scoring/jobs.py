@@ -29,6 +29,7 @@ from scoring.preapproval import (
     member_decision_id,
     not_member_result,
     plan_preapproval,
+    resolve_members,
     summarise,
 )
 from scoring.state import ServiceState
@@ -210,17 +211,6 @@ class JobStore:
             return [r.job_id for r in rows]
 
 
-def member_ids(job: Job, state: ServiceState) -> tuple[list[str], list[str]]:
-    """(members evaluated, requested farmers who are not members), in request order."""
-    everyone = state.source.coop_members.get(job.coop_id, [])
-    listed = job.members()
-    if listed is None:
-        return list(everyone), []
-    belongs = set(everyone)
-    requested = [m.farmer_id for m in listed]
-    return [f for f in requested if f in belongs], [f for f in requested if f not in belongs]
-
-
 def run_job(
     job: Job,
     state: ServiceState,
@@ -333,8 +323,10 @@ def decide_chunk(
 
 def stored_results(job: Job, state: ServiceState) -> list[dict]:
     """A finished job's member results, read back from the ledger."""
-    evaluated, outside = member_ids(job, state)
-    ids = [member_decision_id(job.job_id, f) for f in evaluated]
+    evaluated, outside = resolve_members(
+        state.source, coop_id=job.coop_id, contract_id=job.contract_id, members=job.members()
+    )
+    ids = [member_decision_id(job.job_id, m.farmer_id) for m in evaluated]
     stored = state.ledger.get_many(ids)
     return [stored[i].body["member"] for i in ids] + [
         not_member_result(job.coop_id, f) for f in outside

@@ -12,19 +12,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from scoring.deps import CoopOrLenderDep, StateDep
-from scoring.errors import NotFoundError, ServiceError
-from scoring.jobs import Job, member_ids
+from scoring.errors import JobNotFinishedError, NotFoundError
+from scoring.jobs import Job
 from scoring.ledger.repo import ApiKey
 from scoring.preapproval import MemberRequest, resolve_members, results_csv
 from scoring.schemas import PreapprovalJob, PreapprovalRequest, Problem
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}
-
-
-class JobNotFinishedError(ServiceError):
-    status = 409
-    code = "job_not_finished"
 
 
 def _own_coop(key: ApiKey, coop_id: str) -> None:
@@ -122,7 +117,6 @@ async def create_preapproval(
 )
 async def read_preapproval(
     job_id: str,
-    state: StateDep,
     key: CoopOrLenderDep,
     request: Request,
     accept: Annotated[str | None, Header()] = None,
@@ -134,9 +128,8 @@ async def read_preapproval(
     wants_csv = accept is not None and "text/csv" in accept
     if job.status != "done":
         if wants_csv:
-            evaluated, _ = member_ids(job, state)
             raise JobNotFinishedError(
-                f"pre-approval {job_id} is {job.status}: {job.done} of {len(evaluated)} "
+                f"pre-approval {job_id} is {job.status}: {job.done} of {job.total} "
                 "members decided; ask again when it is done",
                 field="job_id",
             )

@@ -33,7 +33,7 @@ def _replace(path, write) -> None:
 def knockout_world(served, tmp_path_factory):
     world = copy_world(served.world, tmp_path_factory.mktemp("knockouts") / "world")
     source = FeatureSource.load(world)
-    snap = source.snapshot
+    snap = pd.read_parquet(world / "features" / "snapshot.parquet")
     contracts = source.inputs.contracts
     own_open = snap.merge(contracts[["contract_id", "party_type"]], on="contract_id")
     own_open = own_open[own_open["party_type"] == "farmer"]

@@ -365,3 +365,31 @@ def test_preapprove_command_writes_csv_and_names_bad_member_rows(
     book = Ledger(ledger_url)
     assert book.count() == 3 and book.verify().ok  # two members and the batch row
     book.close()
+
+
+def test_csv_of_an_unfinished_job_is_refused_with_its_progress(client, state, source, coop):
+    from scoring.auth import create_key
+
+    coop_id, contract_id = coop
+    key_id, secret = create_key(state.ledger, role="lender", name="csv")
+    held, _ = JobStore(state.ledger).create(  # leased to a worker that has not finished
+        key_id=key_id,
+        idempotency_key=None,
+        coop_id=coop_id,
+        contract_id=contract_id,
+        request={
+            "contract_id": contract_id,
+            "members": None,
+            "as_of": source.data_as_of.isoformat(),
+        },
+        total=len(source.coop_members[coop_id]),
+        run_now=True,
+    )
+    auth = {"Authorization": f"Bearer {secret}"}
+
+    as_csv = client.get(f"/v1/preapprovals/{held.job_id}", headers=auth | {"Accept": "text/csv"})
+    as_json = client.get(f"/v1/preapprovals/{held.job_id}", headers=auth)
+
+    assert as_csv.status_code == 409
+    assert f"0 of {len(source.coop_members[coop_id])} members" in as_csv.json()["detail"]
+    assert as_json.json()["status"] == "running" and as_json.json()["members"] is None
