@@ -8,7 +8,9 @@ request after another for SECONDS (bounded load). Ours are full decisions with a
 Idempotency-Key each (features, prediction, policy, reasons where needed, ledger write
 committed before the answer); the peer's are single-row predictions. Reports p50, p99 and
 requests per second of each, measured in the same run, and checks that the ledger holds a
-row for every answered decision.
+row for every answered decision. The largest worker count is run a second time with the
+score fast path off (AGRICREDIT_SCORE_FAST_PATH=false: FastAPI handles every request), and
+each of ours reports its mean decision batch (one worker's /metrics).
 
     python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8] [--workers 1 2]
 """
@@ -108,11 +110,15 @@ def ledger_rows(env: dict) -> int:
         ledger.close()
 
 
-def ours(args, workers: int, bodies: Path, tmp: Path) -> tuple[Load, Load]:
-    """The full decision, and the same server's /healthz (the framework with no work)."""
+def ours(
+    args, workers: int, bodies: Path, tmp: Path, *, fast_path: bool = True
+) -> tuple[Load, Load, float]:
+    """The full decision, the same server's /healthz (the framework with no work) and the
+    mean number of applications decided together."""
     env = os.environ | {
         "AGRICREDIT_DATA_DIR": str(args.data),
-        "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}.db'}",
+        "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}-{fast_path}.db'}",
+        "AGRICREDIT_SCORE_FAST_PATH": str(fast_path).lower(),
     }
     key = subprocess.run(
         [BIN / "agricredit", "keys", "create", "--role", "lender"],
@@ -135,6 +141,7 @@ def ours(args, workers: int, bodies: Path, tmp: Path) -> tuple[Load, Load]:
         )
         time.sleep(1)
         written = ledger_rows(env) - before
+        batch = mean_batch(httpx.get(f"{url}/metrics").text)
         floor = drive(
             url, "/healthz", bodies, key="", concurrency=args.concurrency,
             seconds=args.seconds, method="GET",
@@ -145,7 +152,19 @@ def ours(args, workers: int, bodies: Path, tmp: Path) -> tuple[Load, Load]:
     # wrk stops counting at the deadline; answers still in flight then were written too
     if not load.requests <= written <= load.requests + args.concurrency:
         raise RuntimeError(f"{load.requests} decisions answered but {written} ledger rows")
-    return load, floor
+    return load, floor, batch
+
+
+def mean_batch(metrics: str) -> float:
+    """Applications per decision batch, from the Prometheus text of the worker that answered
+    (each worker keeps its own counters)."""
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("agricredit_decision_batch_size_")
+    }
+    count = values.get("agricredit_decision_batch_size_count", 0.0)
+    return values.get("agricredit_decision_batch_size_sum", 0.0) / count if count else 0.0
 
 
 def main() -> None:
@@ -175,19 +194,22 @@ def main() -> None:
             for r in snap.itertuples()
         )
     )
-    results = {w: ours(args, w, bodies, tmp) for w in args.workers}
+    setups = [(w, True) for w in args.workers] + [(max(args.workers), False)]
+    results = {setup: ours(args, setup[0], bodies, tmp, fast_path=setup[1]) for setup in setups}
     theirs = peer(args, tmp)
     print(
         f"{args.seconds} s of load, {args.concurrency} concurrent connections (wrk, one "
         f"thread), loopback, {len(snap)} distinct applications"
     )
-    for workers, (load, floor) in results.items():
-        print(load.line(f"agricredit /v1/score, {workers} worker(s)"))
+    for (workers, fast_path), (load, floor, batch) in results.items():
+        name = f"{workers} worker(s){'' if fast_path else ', route only'}"
+        print(load.line(f"agricredit /v1/score, {name}") + f"  batch {batch:.1f}")
         print(floor.line(f"  same server, GET /healthz (no work), {workers}"))
     print(theirs.line("mlflow models serve (bare prediction)"))
-    for workers, (load, floor) in results.items():
+    for (workers, fast_path), (load, floor, _) in results.items():
+        name = f"{workers} worker(s){'' if fast_path else ', route only'}"
         print(
-            f"  {workers} worker(s): /v1/score {load.rps / theirs.rps:.1f}x mlflow's requests/s;"
+            f"  {name}: /v1/score {load.rps / theirs.rps:.1f}x mlflow's requests/s;"
             f" an empty route {floor.rps / theirs.rps:.1f}x"
         )
 

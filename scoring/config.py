@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     model_ref: str = "champion"
     clock: Literal["data", "now"] = "data"
     max_body_bytes: int = 64 * 1024
+    # well-formed POST /v1/score requests skip the framework's request handling
+    # (scoring/fast_path.py); off, the route answers every request itself
+    score_fast_path: bool = True
     # a co-op's member list may be long: its route alone takes bodies up to this size
     max_batch_body_bytes: int = 16 * 1024 * 1024
     # pre-approvals of up to this many members are answered at once; larger ones are jobs

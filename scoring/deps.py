@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from scoring.auth import authenticate
+from scoring.decisions import DecisionBatcher
 from scoring.ledger.repo import ApiKey
 from scoring.state import ServiceState
 
@@ -17,6 +18,14 @@ async def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+async def get_decisions(request: Request) -> DecisionBatcher:
+    """The worker's decision batcher."""
+    return request.app.state.decisions
+
+
+DecisionsDep = Annotated[DecisionBatcher, Depends(get_decisions)]
 
 
 def _role(*roles: str):

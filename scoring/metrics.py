@@ -1,5 +1,5 @@
 """Prometheus metrics of one app: requests and latency by route and status, decisions by
-outcome, the model version served."""
+outcome and batch size, the model version served."""
 
 from __future__ import annotations
 
@@ -31,9 +31,40 @@ class ServiceMetrics:
             ["decision"],
             registry=self.registry,
         )
+        self.fast_path = Counter(
+            "agricredit_score_fast_path_total",
+            "POST /v1/score requests answered without the framework's request handling",
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "agricredit_decision_batch_size",
+            "Applications decided together (those that arrived in one event-loop turn)",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        )
+        self._children: dict[tuple, tuple] = {}
         self.model = Gauge(
             "agricredit_model_version",
             "Model version served (1 = current)",
             ["name", "version"],
             registry=self.registry,
         )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and its latency (labelled children kept: `labels` costs more
+        than the count itself)."""
+        children = self._children.get((route, method, status))
+        if children is None:
+            children = self._children[route, method, status] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_decision(self, decision: str) -> None:
+        """Count one decision by outcome."""
+        child = self._children.get(("decision", decision))
+        if child is None:
+            child = self._children["decision", decision] = self.decisions.labels(decision)
+        child.inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -79,7 +80,7 @@ def test_same_idempotency_key_and_body_returns_the_stored_decision_once(client, 
 def test_a_retry_is_answered_from_the_ledger_without_deciding_again(
     client, state, body, monkeypatch
 ):
-    from scoring.routes import score
+    from scoring import decisions
 
     headers = bearer(state) | {"Idempotency-Key": "order-44"}
     first = client.post("/v1/score", json=body, headers=headers).json()
@@ -87,7 +88,7 @@ def test_a_retry_is_answered_from_the_ledger_without_deciding_again(
     def must_not_decide(*args, **kwargs):
         raise AssertionError("a retry decided again")
 
-    monkeypatch.setattr(score, "evaluate_applications", must_not_decide)
+    monkeypatch.setattr(decisions, "evaluate_applications", must_not_decide)
     again = client.post("/v1/score", json=body, headers=headers)
 
     assert again.status_code == 200 and again.json() == first
@@ -270,3 +271,102 @@ def test_snapshot_shortcut_gives_the_same_features_as_building_them(source, serv
 
     columns = list(ROW_COLUMNS)
     pd.testing.assert_frame_equal(fast.frame(), built[columns].reset_index(drop=True))
+
+
+def _decided(answer: dict) -> dict:
+    """A decision without what differs between two decisions on one application."""
+    return {k: v for k, v in answer.items() if k != "decision_id"}
+
+
+def test_the_fast_path_and_the_route_answer_alike(state, source, served):
+    from fastapi.testclient import TestClient
+
+    from scoring.app import create_app
+
+    route_only = state.settings.model_copy(update={"score_fast_path": False})
+    bodies = [
+        b | {"application_id": f"APP-{i}"} for i, b in enumerate(applications(source, served.world))
+    ]
+    headers = bearer(state)
+    with (
+        TestClient(create_app(state.settings, state=state)) as fast,
+        TestClient(create_app(route_only, state=state)) as route,
+    ):
+        answers = [
+            (
+                fast.post("/v1/score", json=b, headers=headers | {"Idempotency-Key": f"f{i}"}),
+                route.post("/v1/score", json=b, headers=headers | {"Idempotency-Key": f"r{i}"}),
+            )
+            for i, b in enumerate(bodies)
+        ]
+        # the fast path's answer to a retry is the route's answer to it
+        retry = route.post("/v1/score", json=bodies[0], headers=headers | {"Idempotency-Key": "f0"})
+
+    for by_fast, by_route in answers:
+        assert by_fast.status_code == by_route.status_code == 200
+        assert by_fast.headers["content-type"] == by_route.headers["content-type"]
+        assert _decided(by_fast.json()) == _decided(by_route.json())
+    assert {a.json()["decision"] for a, _ in answers} >= {"approve", "decline"}
+    assert retry.json() == answers[0][0].json()
+    assert state.metrics.fast_path._value.get() == len(bodies)
+    assert state.ledger.count() == 2 * len(bodies)
+
+
+@pytest.mark.parametrize(
+    ("send", "status"),
+    [
+        (lambda body, key: {"json": body}, 401),
+        (lambda body, key: {"json": body, "headers": key | {"Authorization": "Bearer nope"}}, 401),
+        (lambda body, key: {"json": body | {"farmer_id": "F-NOBODY"}, "headers": key}, 404),
+        (lambda body, key: {"json": body | {"requested_minor": 0}, "headers": key}, 422),
+        (lambda body, key: {"content": b"[1, 2", "headers": key}, 422),
+        (
+            lambda body, key: {
+                "content": json.dumps(body).encode(),
+                "headers": key | {"content-type": "text/plain"},
+            },
+            422,
+        ),
+        (lambda body, key: {"json": body, "headers": key | {"Idempotency-Key": "k" * 201}}, 422),
+    ],
+    ids=["no_key", "bad_key", "unknown_farmer", "zero", "broken_json", "not_json", "long_key"],
+)
+def test_what_the_fast_path_does_not_decide_the_route_answers(client, state, body, send, status):
+    response = client.post("/v1/score", **send(body, bearer(state)))
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert state.metrics.fast_path._value.get() == 0
+    assert state.ledger.count() == 0
+
+
+def test_applications_decided_together_are_decided_as_if_alone(state, source, served):
+    import asyncio
+
+    from scoring.decisions import DecisionBatcher
+    from scoring.schemas import ScoreRequest
+
+    _, secret = create_key(state.ledger, role="lender", name="batch")
+    key = state.ledger.find_key(secret)
+    bodies = [
+        ScoreRequest.model_validate(b | {"application_id": f"APP-{i}"})
+        for i, b in enumerate(applications(source, served.world, 12))
+    ]
+    batcher = DecisionBatcher(state)
+
+    async def together() -> list[dict]:
+        waiting = (batcher.decide(b, key, f"t{i}") for i, b in enumerate(bodies))
+        return await asyncio.gather(*waiting)
+
+    async def alone() -> list[dict]:
+        return [await batcher.decide(b, key, f"a{i}") for i, b in enumerate(bodies)]
+
+    batched = asyncio.run(together())
+    single = asyncio.run(alone())
+
+    assert [_decided(a) for a in batched] == [_decided(a) for a in single]
+    sizes = state.metrics.batch_size
+    assert sizes._sum.get() == 2 * len(bodies)  # one batch of 12, then 12 of one
+    assert sum(b.get() for b in sizes._buckets) == 1 + len(bodies)
+    assert state.ledger.count() == 2 * len(bodies) and state.ledger.verify().ok

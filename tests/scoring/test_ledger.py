@@ -7,9 +7,13 @@ import threading
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scoring.errors import IdempotencyConflictError
+from scoring.ledger.repo import Ledger
 from scoring.ledger.tables import decisions
+from tests.scoring.conftest import fresh_postgres_url
 
 
 def _fill(ledger, n: int = 5) -> None:
@@ -105,7 +109,6 @@ def test_concurrent_requests_with_one_key_make_exactly_one_decision(ledger):
 def test_ledger_verify_command_reports_a_broken_chain(tmp_path, monkeypatch):
     from scoring.cli import main
     from scoring.config import get_settings
-    from scoring.ledger.repo import Ledger
 
     monkeypatch.setenv("AGRICREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'l.db'}")
     get_settings.cache_clear()
@@ -121,3 +124,90 @@ def test_ledger_verify_command_reports_a_broken_chain(tmp_path, monkeypatch):
 
     assert ok.exit_code == 0 and "ledger intact: 3 rows" in ok.output
     assert broken.exit_code == 1 and "does not follow the row before it" in broken.output
+
+
+def test_a_batch_wider_than_one_statement_is_written_whole_and_in_order(ledger):
+    ledger.record(key_id="k", idempotency_key="old", request={"a": 1}, bodies=[("d0", "s", {})])
+    futures = [
+        ledger.submit(
+            key_id="k",
+            idempotency_key=f"new-{i}",
+            request={"i": i},
+            bodies=[(f"n{i}", "s", {"i": i})],
+        )
+        for i in range(300)
+    ]
+    wide = ledger.submit(
+        key_id="k",
+        idempotency_key="wide",
+        request={"w": 1},
+        bodies=[(f"w{i}", "s", {"i": i}) for i in range(600)],
+    )
+    again, clash = (
+        ledger.submit(key_id="k", idempotency_key="old", request={"a": a}, bodies=[(d, "s", {})])
+        for a, d in ((1, "x"), (2, "y"))
+    )
+
+    assert [f.result() for f in futures] == [(f"n{i}", True) for i in range(300)]
+    assert wide.result() == ("w0", True)
+    assert again.result() == ("d0", False)
+    with pytest.raises(IdempotencyConflictError):
+        clash.result()
+    assert ledger.count() == 1 + 300 + 600
+    assert ledger.verify().ok
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["k1", "k2"]),
+            st.sampled_from([None, "a", "b", "c"]),
+            st.integers(1, 2),
+            st.integers(1, 3),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_jobs_handed_over_together_act_as_if_recorded_one_by_one(tmp_path_factory, database, jobs):
+    """Whatever mix of new, repeated and conflicting keys is committed together, each job
+    gets what recording the jobs one at a time in the same order would give it."""
+    url = (
+        f"sqlite:///{tmp_path_factory.mktemp('batch') / 'l.db'}"
+        if database == "sqlite"
+        else fresh_postgres_url()
+    )
+    ledger = Ledger(url)
+    ledger.migrate()
+    try:
+        futures = [
+            ledger.submit(
+                key_id=key_id,
+                idempotency_key=ident,
+                request={"r": request},
+                bodies=[(f"d{n}-{b}", "s", {"n": n}) for b in range(bodies)],
+            )
+            for n, (key_id, ident, request, bodies) in enumerate(jobs)
+        ]
+        claimed: dict[tuple[str, str], tuple[int, str]] = {}
+        rows = 0
+        for n, ((key_id, ident, request, bodies), future) in enumerate(
+            zip(jobs, futures, strict=True)
+        ):
+            first = claimed.get((key_id, ident)) if ident is not None else None
+            if first is None:
+                assert future.result() == (f"d{n}-0", True)
+                rows += bodies
+                if ident is not None:
+                    claimed[key_id, ident] = (request, f"d{n}-0")
+            elif first[0] == request:
+                assert future.result() == (first[1], False)
+            else:
+                with pytest.raises(IdempotencyConflictError):
+                    future.result()
+        assert ledger.count() == rows
+        assert ledger.verify().ok
+    finally:
+        ledger.close()
