@@ -1,10 +1,10 @@
 """A lender's application to a recorded decision, decided in batches on the event loop.
 
-Applications that arrive in the same turn of the event loop are decided together: one
-feature look-up, one prediction and one contributions call for all of them (a model call
-costs about as much for four rows as for one; 284 us per application alone against 113 us
-in fours, measured on the demo world), and their ledger rows go to the writer together, so
-they share one commit. Every response is built from one model reference taken per batch.
+Applications that arrive in the same turn of the event loop, or while the previous batch
+is being committed, are decided together: one feature look-up, one prediction and one
+contributions call for all of them (284 us per application alone against 84 us in eights,
+measured on the demo world), and their ledger rows go to the writer together, so they
+share one commit. Every response is built from one model reference taken per batch.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class DecisionBatcher:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self._waiting: list[_Waiting] = []
+        self._scheduled = False
+        self._committing = False  # a batch is with the ledger and not yet committed
 
     async def decide(
         self, body: ScoreRequest, key: ApiKey, idempotency_key: str | None
@@ -98,8 +100,7 @@ class DecisionBatcher:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(app, request, key, idempotency_key, loop.create_future())
         self._waiting.append(waiting)
-        if len(self._waiting) == 1:  # the first of a batch: decide once this turn is done
-            loop.call_soon(self._decide_waiting)
+        self._schedule(loop)
         response, recorded = await waiting.answer
         decision_id, written = await recorded
         if not written:  # decided before under this key: answer what was recorded then
@@ -107,7 +108,18 @@ class DecisionBatcher:
         state.metrics.count_decision(response["decision"])
         return response
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Decide once this turn of the loop is done, unless the last batch is still being
+        # committed: then what arrives meanwhile waits for that commit and is decided as
+        # one batch. Its rows could not have been committed sooner (the writer commits
+        # one transaction at a time); waiting made batches of 7 instead of 2 under 8
+        # connections and one worker, and 1.3x the throughput (docs/scoring.md).
+        if self._waiting and not self._scheduled and not self._committing:
+            self._scheduled = True
+            loop.call_soon(self._decide_waiting)
+
     def _decide_waiting(self) -> None:
+        self._scheduled = False
         batch, self._waiting = self._waiting, []
         self.state.metrics.batch_size.observe(len(batch))
         try:
@@ -116,8 +128,15 @@ class DecisionBatcher:
             for waiting in batch:
                 waiting.answer.set_exception(exc)
             return
+        self._committing = True
+        committed = asyncio.gather(*(recorded for _, recorded in submitted), return_exceptions=True)
+        committed.add_done_callback(self._committed)
         for waiting, answer in zip(batch, submitted, strict=True):
             waiting.answer.set_result(answer)
+
+    def _committed(self, _done: asyncio.Future) -> None:
+        self._committing = False
+        self._schedule(asyncio.get_running_loop())
 
     def _submit(self, batch: list[_Waiting]) -> list[tuple[dict, asyncio.Future]]:
         """Decide the batch at one as-of with one model and hand its rows to the ledger."""

@@ -370,3 +370,43 @@ def test_applications_decided_together_are_decided_as_if_alone(state, source, se
     assert sizes._sum.get() == 2 * len(bodies)  # one batch of 12, then 12 of one
     assert sum(b.get() for b in sizes._buckets) == 1 + len(bodies)
     assert state.ledger.count() == 2 * len(bodies) and state.ledger.verify().ok
+
+
+def test_applications_arriving_during_a_commit_wait_for_it_and_go_as_one_batch(
+    state, source, served
+):
+    import asyncio
+    import fcntl
+    from pathlib import Path
+
+    from scoring.decisions import DecisionBatcher
+    from scoring.schemas import ScoreRequest
+
+    _, secret = create_key(state.ledger, role="lender", name="batch")
+    key = state.ledger.find_key(secret)
+    bodies = [ScoreRequest.model_validate(b) for b in applications(source, served.world, 6)]
+    batcher = DecisionBatcher(state)
+    sizes = state.metrics.batch_size
+    database = Path(state.settings.ledger_url.removeprefix("sqlite:///"))
+
+    async def scenario() -> list[dict]:
+        with open(database.with_name(database.name + ".write-lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker's commit holds the ledger
+            first = asyncio.ensure_future(batcher.decide(bodies[0], key, "first"))
+            await asyncio.sleep(0.2)
+            rest = [
+                asyncio.ensure_future(batcher.decide(b, key, f"later-{i}"))
+                for i, b in enumerate(bodies[1:])
+            ]
+            await asyncio.sleep(0.2)
+            decided_before_the_commit = sizes._sum.get()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            answers = await asyncio.gather(first, *rest)
+        assert decided_before_the_commit == 1  # the later five waited for the first commit
+        return answers
+
+    answers = asyncio.run(scenario())
+
+    assert len({a["decision_id"] for a in answers}) == 6
+    assert sizes._sum.get() == 6 and sum(b.get() for b in sizes._buckets) == 2  # 1, then 5
+    assert state.ledger.count() == 6 and state.ledger.verify().ok
