@@ -7,18 +7,21 @@ it takes as little of the two cores as a load can): CONCURRENCY connections each
 request after another for SECONDS (bounded load). Ours are full decisions with a new
 Idempotency-Key each (features, prediction, policy, reasons where needed, ledger write
 committed before the answer); the peer's are single-row predictions. Reports p50, p99 and
-requests per second of each, measured in the same run, and checks that the ledger holds a
-row for every answered decision. The largest worker count is run a second time with the
-score fast path off (AGRICREDIT_SCORE_FAST_PATH=false: FastAPI handles every request), and
-each of ours reports its mean decision batch (one worker's /metrics).
+requests per second of each (the median of `--repeats` load runs on one server), with the
+CPU each server's processes used per answer, measured in the same run, and checks that the
+ledger holds a row for every answered decision. The largest worker count is run a second
+time with the score fast path off (AGRICREDIT_SCORE_FAST_PATH=false: FastAPI handles every
+request), and each of ours reports its mean decision batch (one worker's /metrics).
 
     python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8] [--workers 1 2]
+                                     [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import socket
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+from timing import tree_cpu_seconds
 
 BIN = Path(sys.executable).parent
 WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
@@ -64,6 +68,7 @@ class Load:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = float("nan")  # the server's CPU (all its processes) per answer
 
     @property
     def rps(self) -> float:
@@ -73,14 +78,16 @@ class Load:
         return (
             f"  {name:<46} p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
             f"  {self.rps:8.1f} req/s"
+            + ("" if math.isnan(self.cpu_us) else f"  {self.cpu_us:5.0f} us CPU each")
         )
 
 
 def drive(
     url: str, path: str, bodies: Path, *, key: str, concurrency: int, seconds: int,
-    method: str = "POST",
+    method: str = "POST", server: int | None = None,
 ) -> Load:  # fmt: skip
-    """wrk with `concurrency` connections for `seconds`; every answer must be a 2xx."""
+    """wrk with `concurrency` connections for `seconds`; every answer must be a 2xx. With
+    `server` (a pid), the CPU that process tree used per answer is measured too."""
     env = os.environ | {
         "WRK_BODIES": str(bodies),
         "WRK_PATH": path,
@@ -88,6 +95,7 @@ def drive(
         "WRK_RUN": uuid.uuid4().hex[:12],  # Idempotency-Keys never repeat across runs
         "WRK_METHOD": method,
     }
+    cpu_before = tree_cpu_seconds(server) if server is not None else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
          "-s", str(WRK_SCRIPT), url],
@@ -97,7 +105,8 @@ def drive(
     n, micros, p50, p99, bad_status, failed = (int(f) for f in fields)
     if bad_status or failed:
         raise RuntimeError(f"{url}{path}: {bad_status} non-2xx answers, {failed} socket errors")
-    return Load(n, micros / 1e6, p50 / 1000, p99 / 1000)
+    cpu = (tree_cpu_seconds(server) - cpu_before) / n * 1e6 if server is not None else math.nan
+    return Load(n, micros / 1e6, p50 / 1000, p99 / 1000, cpu)
 
 
 def ledger_rows(env: dict) -> int:
@@ -135,12 +144,20 @@ def ours(
         wait_ready(f"{url}/readyz", proc)
         drive(url, "/v1/score", bodies, key=key, concurrency=args.concurrency, seconds=2)
         time.sleep(1)  # the warm-up's last answers land before the count
-        before = ledger_rows(env)
-        load = drive(
-            url, "/v1/score", bodies, key=key, concurrency=args.concurrency, seconds=args.seconds
-        )
-        time.sleep(1)
-        written = ledger_rows(env) - before
+        runs = []
+        for _ in range(args.repeats):
+            before = ledger_rows(env)
+            run = drive(
+                url, "/v1/score", bodies, key=key, concurrency=args.concurrency,
+                seconds=args.seconds, server=proc.pid,
+            )  # fmt: skip
+            time.sleep(1)
+            written = ledger_rows(env) - before
+            # wrk stops counting at the deadline; answers in flight then were written too
+            if not run.requests <= written <= run.requests + args.concurrency:
+                raise RuntimeError(f"{run.requests} decisions answered but {written} ledger rows")
+            runs.append(run)
+        load = median_run(runs)
         batch = mean_batch(httpx.get(f"{url}/metrics").text)
         floor = drive(
             url, "/healthz", bodies, key="", concurrency=args.concurrency,
@@ -149,10 +166,12 @@ def ours(
     finally:
         proc.terminate()
         proc.wait()
-    # wrk stops counting at the deadline; answers still in flight then were written too
-    if not load.requests <= written <= load.requests + args.concurrency:
-        raise RuntimeError(f"{load.requests} decisions answered but {written} ledger rows")
     return load, floor, batch
+
+
+def median_run(runs: list[Load]) -> Load:
+    """The run with the median requests/s (its latencies are reported with it)."""
+    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
 
 
 def mean_batch(metrics: str) -> float:
@@ -173,6 +192,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="load runs per server; median")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve needs wrk: apt-get install wrk")
@@ -199,7 +219,8 @@ def main() -> None:
     theirs = peer(args, tmp)
     print(
         f"{args.seconds} s of load, {args.concurrency} concurrent connections (wrk, one "
-        f"thread), loopback, {len(snap)} distinct applications"
+        f"thread), loopback, {len(snap)} distinct applications; the median of "
+        f"{args.repeats} runs per server by requests/s"
     )
     for (workers, fast_path), (load, floor, batch) in results.items():
         name = f"{workers} worker(s){'' if fast_path else ', route only'}"
@@ -250,9 +271,14 @@ def peer(args, tmp: Path) -> Load:
     try:
         wait_ready(f"{url}/ping", proc)
         drive(url, "/invocations", bodies, key="", concurrency=args.concurrency, seconds=2)
-        return drive(
-            url, "/invocations", bodies, key="", concurrency=args.concurrency, seconds=args.seconds
-        )
+        runs = []
+        for _ in range(args.repeats):
+            run = drive(
+                url, "/invocations", bodies, key="", concurrency=args.concurrency,
+                seconds=args.seconds, server=proc.pid,
+            )  # fmt: skip
+            runs.append(run)
+        return median_run(runs)
     finally:
         proc.terminate()
         proc.wait()
