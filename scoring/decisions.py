@@ -120,7 +120,11 @@ class DecisionBatcher:
 
     def _decide_waiting(self) -> None:
         self._scheduled = False
-        batch, self._waiting = self._waiting, []
+        # a request whose task was cancelled while it waited is not decided or written
+        batch = [w for w in self._waiting if not w.answer.cancelled()]
+        self._waiting = []
+        if not batch:
+            return
         self.state.metrics.batch_size.observe(len(batch))
         try:
             submitted = self._submit(batch)

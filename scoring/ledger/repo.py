@@ -314,7 +314,7 @@ class Ledger:
                 # what queued while another worker's commit held the lock joins this one:
                 # under contention batches grow instead of commits queueing one by one
                 batch = self._drain(job)
-                outcomes = self._commit(batch)
+                outcomes = self._commit(batch) if batch else []
             for job, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     job.future.set_exception(outcome)
@@ -322,7 +322,10 @@ class Ledger:
                     job.future.set_result(outcome)
 
     def _drain(self, first: _Job) -> list[_Job]:
-        batch = [first]
+        """The jobs to commit now. A job whose caller has given up (its future cancelled,
+        as when a request's task is cancelled) is left out and writes nothing; the others
+        are marked running, so they can no longer be cancelled and are always answered."""
+        batch = [first] if first.future.set_running_or_notify_cancel() else []
         while len(batch) < MAX_BATCH:
             try:
                 more = self._queue.get_nowait()
@@ -331,7 +334,8 @@ class Ledger:
             if more is None:
                 self._queue.put(None)  # stop after this batch
                 break
-            batch.append(more)
+            if more.future.set_running_or_notify_cancel():
+                batch.append(more)
         return batch
 
     def _commit(self, batch: list[_Job]) -> list[tuple[str, bool] | Exception]:

@@ -401,7 +401,7 @@ def test_applications_arriving_during_a_commit_wait_for_it_and_go_as_one_batch(
             await asyncio.sleep(0.2)
             decided_before_the_commit = sizes._sum.get()
             fcntl.flock(lock, fcntl.LOCK_UN)
-            answers = await asyncio.gather(first, *rest)
+            answers = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=30)
         assert decided_before_the_commit == 1  # the later five waited for the first commit
         return answers
 
@@ -410,3 +410,39 @@ def test_applications_arriving_during_a_commit_wait_for_it_and_go_as_one_batch(
     assert len({a["decision_id"] for a in answers}) == 6
     assert sizes._sum.get() == 6 and sum(b.get() for b in sizes._buckets) == 2  # 1, then 5
     assert state.ledger.count() == 6 and state.ledger.verify().ok
+
+
+def test_a_request_cancelled_while_it_waits_is_not_decided_and_the_rest_are(state, source, served):
+    import asyncio
+    import fcntl
+    from pathlib import Path
+
+    from scoring.decisions import DecisionBatcher
+    from scoring.schemas import ScoreRequest
+
+    _, secret = create_key(state.ledger, role="lender", name="batch")
+    key = state.ledger.find_key(secret)
+    bodies = [ScoreRequest.model_validate(b) for b in applications(source, served.world, 4)]
+    batcher = DecisionBatcher(state)
+    database = Path(state.settings.ledger_url.removeprefix("sqlite:///"))
+
+    async def scenario() -> list:
+        with open(database.with_name(database.name + ".write-lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            first = asyncio.ensure_future(batcher.decide(bodies[0], key, "first"))
+            await asyncio.sleep(0.2)  # decided; its commit waits for the lock
+            later = [
+                asyncio.ensure_future(batcher.decide(b, key, f"later-{i}"))
+                for i, b in enumerate(bodies[1:])
+            ]
+            await asyncio.sleep(0.05)
+            later[1].cancel()  # e.g. the server shutting down that request
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            waited = asyncio.gather(first, *later, return_exceptions=True)
+            return await asyncio.wait_for(waited, timeout=30)  # a lost answer fails, not hangs
+
+    outcomes = asyncio.run(scenario())
+
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    assert all(isinstance(o, dict) for i, o in enumerate(outcomes) if i != 2)
+    assert state.ledger.count() == 3 and state.ledger.verify().ok

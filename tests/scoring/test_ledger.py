@@ -211,3 +211,27 @@ def test_jobs_handed_over_together_act_as_if_recorded_one_by_one(tmp_path_factor
         assert ledger.verify().ok
     finally:
         ledger.close()
+
+
+def test_a_caller_that_gave_up_writes_nothing_and_the_writer_goes_on(tmp_path):
+    import fcntl
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.migrate()
+    try:
+        with open(tmp_path / "l.db.write-lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the writer waits as for another worker
+            kept = ledger.submit(
+                key_id="k", idempotency_key="a", request={}, bodies=[("d1", "s", {})]
+            )
+            gone = ledger.submit(
+                key_id="k", idempotency_key="b", request={}, bodies=[("d2", "s", {})]
+            )
+            assert gone.cancel()  # e.g. the request's task was cancelled while it waited
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        assert kept.result(timeout=10) == ("d1", True)
+        later = ledger.submit(key_id="k", idempotency_key="c", request={}, bodies=[("d3", "s", {})])
+        assert later.result(timeout=10) == ("d3", True)
+        assert ledger.count() == 2 and ledger.verify().ok
+    finally:
+        ledger.close()
