@@ -96,12 +96,12 @@ class _Statements:
 
     The per-request path runs these on a kept DBAPI connection: through SQLAlchemy Core the
     same five statements cost about 0.5 ms of CPU per transaction, more than a decision.
-    A batch's rows go in as one multi-row statement each, not `executemany`: the driver
-    releases the GIL around every statement it steps, and each time the writer takes it back
-    it may wait out the event loop's turn (measured: about 1 ms of waiting per commit).
+    A batch's rows go in as one multi-row statement per table, not `executemany`: the driver
+    gives up the GIL around every row it steps, and each time the writer takes it back it
+    may wait out the event loop's turn (under load a commit waited about 1 ms in all).
     """
 
-    ROWS_PER_STATEMENT = 256  # 7 columns each: far under any driver's parameter limit
+    ROWS_PER_STATEMENT = 256  # at most 7 columns each: far under any driver's limit
 
     def __init__(self, paramstyle: str) -> None:
         self.mark = "%s" if paramstyle in ("format", "pyformat") else "?"
