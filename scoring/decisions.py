@@ -24,11 +24,6 @@ def score_response(outcome: Outcome, *, decision_id: str, model, policy_version:
     """The body of a decision, as the lender receives it and the ledger stores it."""
     d = outcome.decision
     declined = d.decision == "decline"
-    reasons = [{"code": r.code, "text": r.text, "contribution": None} for r in d.policy_reasons]
-    reasons += [
-        {"code": r.code, "text": r.text, "contribution": round(r.contribution, 6)}
-        for r in outcome.reasons
-    ]
     return {
         "decision_id": decision_id,
         "application_id": outcome.application.application_id,
@@ -40,7 +35,7 @@ def score_response(outcome: Outcome, *, decision_id: str, model, policy_version:
         "annual_rate": None if declined else d.annual_rate,
         "due_at": None if declined or d.due_at is None else d.due_at.isoformat(),
         "disbursements": outcome.disbursements,
-        "reasons": reasons[:4],
+        "reasons": outcome.shown_reasons(),
         "model": {"name": model.name, "version": model.version},
         "policy_version": policy_version,
         "features_as_of": outcome.as_of.isoformat(),

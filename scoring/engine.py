@@ -22,6 +22,7 @@ from scoring.policy import Case, Decision, Policy, decide
 from scoring.reasons import ModelReason, top_reasons
 from training.artifact import ModelBundle
 
+MAX_REASONS = 4
 MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
 
 
@@ -59,6 +60,19 @@ class Outcome:
     flags: list[str]
     disbursements: list[dict]
     as_of: pd.Timestamp
+
+    def shown_reasons(self) -> list[dict]:
+        """Up to four reasons as the applicant is shown them: the policy's first, then the
+        model's with their contributions to the log-odds of default."""
+        shown = [
+            {"code": r.code, "text": r.text, "contribution": None}
+            for r in self.decision.policy_reasons
+        ]
+        shown += [
+            {"code": r.code, "text": r.text, "contribution": round(r.contribution, 6)}
+            for r in self.reasons
+        ]
+        return shown[:MAX_REASONS]
 
 
 def check_application(app: Application, source: FeatureSource) -> None:

@@ -216,7 +216,7 @@ def run_job(
     state: ServiceState,
     store: JobStore,
     *,
-    chunk: int = 2000,
+    chunk: int,
     on_chunk: Callable[[int, int], None] | None = None,
     client=None,
 ) -> list[dict]:

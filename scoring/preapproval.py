@@ -208,11 +208,6 @@ class MemberResult:
 
     def as_dict(self) -> dict:
         o, d = self.outcome, self.outcome.decision
-        reasons = [{"code": r.code, "text": r.text, "contribution": None} for r in d.policy_reasons]
-        reasons += [
-            {"code": r.code, "text": r.text, "contribution": round(r.contribution, 6)}
-            for r in o.reasons
-        ]
         return {
             "farmer_id": self.farmer_id,
             "status": "evaluated",
@@ -231,7 +226,7 @@ class MemberResult:
             else None,
             "share": round(self.share, 8),
             "verified_area_ha": None if self.verified_ha is None else round(self.verified_ha, 4),
-            "reasons": reasons[:4],
+            "reasons": o.shown_reasons(),
             "data_quality_flags": o.flags,
         }
 

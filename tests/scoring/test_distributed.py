@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scoring.jobs import JobStore, run_job
-from tests.scoring.test_preapproval import coop_contracts
+from tests.scoring.test_preapproval import coop_contracts, every_member_job
 
 
 def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask_client):
@@ -12,14 +12,7 @@ def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask
     store = JobStore(state.ledger)
 
     def new_job():
-        request = {
-            "contract_id": contract_id,
-            "members": None,
-            "as_of": source.data_as_of.isoformat(),
-        }
-        return store.create(key_id="k", idempotency_key=None, coop_id=coop_id,
-                            contract_id=contract_id, request=request, total=len(members),
-                            run_now=True)[0]  # fmt: skip
+        return every_member_job(store, source, (coop_id, contract_id), key_id="k")
 
     here = run_job(new_job(), state, store, chunk=7)
     there = run_job(new_job(), state, store, chunk=7, client=dask_client)

@@ -41,6 +41,17 @@ def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str
     return sorted(pairs, key=lambda p: -len(source.coop_members[p[0]]))
 
 
+def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: str,
+                     idempotency_key: str | None = None):  # fmt: skip
+    """A new job, held by the caller, pre-approving every member of the co-op."""
+    coop_id, contract_id = coop
+    request = {"contract_id": contract_id, "members": None, "as_of": source.data_as_of.isoformat()}
+    job, _ = store.create(key_id=key_id, idempotency_key=idempotency_key, coop_id=coop_id,
+                          contract_id=contract_id, request=request,
+                          total=len(source.coop_members[coop_id]), run_now=True)  # fmt: skip
+    return job
+
+
 @pytest.fixture
 def coop(source) -> tuple[str, str]:
     return coop_contracts(source)[0]
@@ -240,21 +251,9 @@ def any_db_state(request, state):
 
 def test_an_interrupted_job_resumes_and_writes_no_row_twice(any_db_state, source, coop):
     state = any_db_state
-    coop_id, contract_id = coop
+    coop_id = coop[0]
     store = JobStore(state.ledger)
-    job, _ = store.create(
-        key_id="k-1",
-        idempotency_key="once",
-        coop_id=coop_id,
-        contract_id=contract_id,
-        request={
-            "contract_id": contract_id,
-            "members": None,
-            "as_of": source.data_as_of.isoformat(),
-        },
-        total=len(source.coop_members[coop_id]),
-        run_now=True,
-    )
+    job = every_member_job(store, source, coop, key_id="k-1", idempotency_key="once")
     first: list[int] = []
 
     def crash_after_two_chunks(done: int, _total: int) -> None:
@@ -370,21 +369,10 @@ def test_preapprove_command_writes_csv_and_names_bad_member_rows(
 def test_csv_of_an_unfinished_job_is_refused_with_its_progress(client, state, source, coop):
     from scoring.auth import create_key
 
-    coop_id, contract_id = coop
+    coop_id = coop[0]
     key_id, secret = create_key(state.ledger, role="lender", name="csv")
-    held, _ = JobStore(state.ledger).create(  # leased to a worker that has not finished
-        key_id=key_id,
-        idempotency_key=None,
-        coop_id=coop_id,
-        contract_id=contract_id,
-        request={
-            "contract_id": contract_id,
-            "members": None,
-            "as_of": source.data_as_of.isoformat(),
-        },
-        total=len(source.coop_members[coop_id]),
-        run_now=True,
-    )
+    # leased to a worker that has not finished
+    held = every_member_job(JobStore(state.ledger), source, coop, key_id=key_id)
     auth = {"Authorization": f"Bearer {secret}"}
 
     as_csv = client.get(f"/v1/preapprovals/{held.job_id}", headers=auth | {"Accept": "text/csv"})
