@@ -290,7 +290,8 @@ def evaluate_applications(
     names = model.feature_names
     contrib = model.contributions(x[needs]) if needs else np.zeros((0, len(names) + 1))
     by_row = dict(zip(needs, top_reasons(names, contrib), strict=True))
-    model_values = x.tolist()
+    # the stored feature vector: missing values as None (JSON null), never NaN
+    model_values = np.where(np.isnan(x), None, x.astype(object)).tolist()
     flag_values = rows.values[:, [j for _, j in _FLAGS]].tolist()
     outcomes = []
     for i, app in enumerate(apps):
@@ -303,10 +304,7 @@ def evaluate_applications(
                 points=int(points[i]),
                 band=bands[i],
                 reasons=by_row.get(i, []),
-                features={
-                    n: (None if math.isnan(v) else v)
-                    for n, v in zip(names, model_values[i], strict=True)
-                },
+                features=dict(zip(names, model_values[i], strict=True)),
                 flags=[name for (name, _), v in zip(_FLAGS, flag_values[i], strict=True) if v],
                 disbursements=_disburse(app, d.limit_minor) if d.decision == "approve" else [],
                 as_of=as_of,

@@ -8,6 +8,7 @@ then the limit, the price and the due date.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -142,6 +143,11 @@ def _limit(case: Case, policy: Policy) -> int:
     return max(int(min(candidates) // 1000 * 1000), 0)
 
 
+@lru_cache(maxsize=64)
+def _days(n: int) -> pd.Timedelta:
+    return pd.Timedelta(days=n)  # built once per value: a Timedelta costs microseconds
+
+
 def decide(case: Case, policy: Policy) -> Decision:
     """Approve, refer or decline one application, with the limit, price and due date."""
     k = policy.knockouts
@@ -151,7 +157,7 @@ def decide(case: Case, policy: Policy) -> Decision:
         declines.append(
             Reason("NO_ACTIVE_CONTRACT", "There is no open purchase contract to lend against.")
         )
-    elif case.delivery_end <= case.as_of + pd.Timedelta(days=k.contract_expires_within_days):
+    elif case.delivery_end <= case.as_of + _days(k.contract_expires_within_days):
         declines.append(Reason("CONTRACT_EXPIRED", "The contract's delivery window has ended."))
     if case.buyer_grade in k.suspended_buyer_grades:
         declines.append(
@@ -187,5 +193,5 @@ def decide(case: Case, policy: Policy) -> Decision:
     if case.pd >= c.decline_at_or_above_pd:
         return Decision("decline", 0, None, None, refers)
     outcome = "approve" if case.pd < c.approve_below_pd and not refers else "refer"
-    due = case.delivery_end + pd.Timedelta(days=policy.due.grace_days)
+    due = case.delivery_end + _days(policy.due.grace_days)
     return Decision(outcome, limit, policy.pricing.annual_rate_by_band[case.band], due, refers)
