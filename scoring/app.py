@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import secrets
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from scoring import ids
 from scoring.config import Settings, get_settings
 from scoring.decisions import DecisionBatcher
 from scoring.errors import ServiceError
@@ -136,7 +136,7 @@ class Observe:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or secrets.token_hex(16)
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or ids.request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

@@ -10,12 +10,13 @@ share one commit. Every response is built from one model reference taken per bat
 from __future__ import annotations
 
 import asyncio
-import secrets
-import uuid
+import functools
 from dataclasses import dataclass
 
+from scoring import ids
 from scoring.engine import Application, InputLine, Outcome, check_application, evaluate_applications
-from scoring.ledger.repo import ApiKey
+from scoring.errors import ServiceError
+from scoring.ledger.repo import ApiKey, Entry
 from scoring.schemas import ScoreRequest
 from scoring.state import ServiceState
 
@@ -51,7 +52,11 @@ class _Waiting:
     request: dict
     key: ApiKey
     idempotency_key: str | None
-    answer: asyncio.Future  # (response, the ledger's future of (decision_id, written?))
+    # (response or None, the ledger's outcome), once its batch has committed
+    answer: asyncio.Future
+
+
+GATHER_TURNS = 8  # loop turns between a batch's commit and deciding the next
 
 
 class DecisionBatcher:
@@ -69,7 +74,7 @@ class DecisionBatcher:
         """The decision on one application, recorded in the ledger before it returns.
 
         A retry (same key, same body) gets the decision first recorded for it, without
-        deciding again; nothing new is written.
+        deciding again, whatever the data or the model say now; nothing new is written.
 
         Raises:
             ServiceError: the application cannot be decided (unknown farmer or contract,
@@ -78,26 +83,33 @@ class DecisionBatcher:
         """
         state = self.state
         request = body.model_dump()
-        if idempotency_key is not None:  # a retry is answered as first decided, whatever
-            stored_id = state.ledger.replay(  # the data or the model say now
-                key_id=key.key_id, idempotency_key=idempotency_key, request=request
-            )
-            if stored_id is not None:
-                return state.ledger.get(stored_id).body["response"]
         app = Application(
-            application_id=body.application_id or f"APP-{secrets.token_hex(6)}",
+            application_id=body.application_id or ids.application_id(),
             farmer_id=body.farmer_id,
             contract_id=body.contract_id,
             requested_minor=body.requested_minor,
             lines=tuple(InputLine(i.supplier_id, i.item, i.amount_minor) for i in body.inputs),
         )
-        check_application(app, state.source)
+        try:
+            check_application(app, state.source)
+        except ServiceError:
+            # a retry of an application that no longer checks out is still answered as
+            # first decided; retries of the others are found for the whole batch at once
+            if idempotency_key is not None:
+                stored_id = state.ledger.replay(
+                    key_id=key.key_id, idempotency_key=idempotency_key, request=request
+                )
+                if stored_id is not None:
+                    return state.ledger.get(stored_id).body["response"]
+            raise
         loop = asyncio.get_running_loop()
         waiting = _Waiting(app, request, key, idempotency_key, loop.create_future())
         self._waiting.append(waiting)
         self._schedule(loop)
-        response, recorded = await waiting.answer
-        decision_id, written = await recorded
+        response, outcome = await waiting.answer
+        if isinstance(outcome, Exception):
+            raise outcome
+        decision_id, written = outcome
         if not written:  # decided before under this key: answer what was recorded then
             return state.ledger.get(decision_id).body["response"]
         state.metrics.count_decision(response["decision"])
@@ -120,25 +132,66 @@ class DecisionBatcher:
         self._waiting = []
         if not batch:
             return
-        self.state.metrics.batch_size.observe(len(batch))
         try:
-            submitted = self._submit(batch)
+            fresh = self._answer_retries(batch)
+            if not fresh:
+                return
+            self.state.metrics.batch_size.observe(len(fresh))
+            responses, entries = self._decided(fresh)
+            # one hand-over and one wake-up of this loop per batch, not per request
+            committed = asyncio.wrap_future(self.state.ledger.submit_many(entries))
         except Exception as exc:  # nobody in the batch is answered with a decision
             for waiting in batch:
-                waiting.answer.set_exception(exc)
+                if not waiting.answer.done():
+                    waiting.answer.set_exception(exc)
             return
         self._committing = True
-        committed = asyncio.gather(*(recorded for _, recorded in submitted), return_exceptions=True)
-        committed.add_done_callback(self._committed)
-        for waiting, answer in zip(batch, submitted, strict=True):
-            waiting.answer.set_result(answer)
+        committed.add_done_callback(functools.partial(self._committed, fresh, responses))
 
-    def _committed(self, _done: asyncio.Future) -> None:
+    def _answer_retries(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """Answer the batch's retries from the ledger (one look-up for all of them) and
+        refuse its reused keys; the rest are to be decided."""
+        keyed = [w for w in batch if w.idempotency_key is not None]
+        if not keyed:
+            return batch
+        found = self.state.ledger.replay_many(
+            [(w.key.key_id, w.idempotency_key, w.request) for w in keyed]
+        )
+        settled = set()
+        for waiting, stored in zip(keyed, found, strict=True):
+            if isinstance(stored, Exception):
+                waiting.answer.set_exception(stored)
+            elif stored is not None:
+                waiting.answer.set_result((None, (stored, False)))
+            else:
+                continue
+            settled.add(id(waiting))
+        return [w for w in batch if id(w) not in settled]
+
+    def _committed(self, batch: list[_Waiting], responses: list[dict], done: asyncio.Future):
+        failed = done.exception()
+        outcomes = [failed] * len(batch) if failed is not None else done.result()
+        for waiting, response, outcome in zip(batch, responses, outcomes, strict=True):
+            if not waiting.answer.done():  # its task may have been cancelled meanwhile
+                waiting.answer.set_result((response, outcome))
+        # The next batch is decided GATHER_TURNS turns of the loop later: the answers go
+        # out first and their clients' next requests, back within microseconds, join it.
+        # Under 8 connections, deciding at once made batches of 1.8 to 3.4 and 2,272 to
+        # 2,573 decisions/s with two workers, and 1,577/s with one; waiting 8 turns
+        # (about 25 us when idle) made batches of 3 to 5 and 2,676 to 3,319 decisions/s
+        # with two and 2,124/s with one. 16 turns was slower again.
+        self._gather(asyncio.get_running_loop(), GATHER_TURNS)
+
+    def _gather(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
+        if turns > 0:
+            loop.call_soon(self._gather, loop, turns - 1)
+            return
         self._committing = False
-        self._schedule(asyncio.get_running_loop())
+        self._schedule(loop)
 
-    def _submit(self, batch: list[_Waiting]) -> list[tuple[dict, asyncio.Future]]:
-        """Decide the batch at one as-of with one model and hand its rows to the ledger."""
+    def _decided(self, batch: list[_Waiting]) -> tuple[list[dict], list[Entry]]:
+        """Decide the batch at one as-of with one model: each response and its ledger
+        entry. Every entry is built before any is handed over: a failure writes nothing."""
         state = self.state
         model = state.models.current  # one reference: the whole batch uses this version
         outcomes = evaluate_applications(
@@ -148,9 +201,9 @@ class DecisionBatcher:
             policy=state.policy,
             as_of=state.as_of(),
         )
-        decided = []
+        responses, entries = [], []
         for waiting, outcome in zip(batch, outcomes, strict=True):
-            decision_id = str(uuid.uuid4())
+            decision_id = ids.decision_id()
             response = score_response(
                 outcome, decision_id=decision_id, model=model, policy_version=state.policy.version
             )
@@ -160,19 +213,13 @@ class DecisionBatcher:
                 "model_sha256": model.bundle.sha256,
                 "feature_vector": outcome.features,
             }
-            decided.append((waiting, decision_id, response, record))
-        # every row is built before any is handed over: a failure above writes nothing
-        return [
-            (
-                response,
-                asyncio.wrap_future(
-                    state.ledger.submit(
-                        key_id=waiting.key.key_id,
-                        idempotency_key=waiting.idempotency_key,
-                        request=waiting.request,
-                        bodies=[(decision_id, "score", record)],
-                    )
-                ),
+            responses.append(response)
+            entries.append(
+                Entry.of(
+                    key_id=waiting.key.key_id,
+                    idempotency_key=waiting.idempotency_key,
+                    request=waiting.request,
+                    bodies=[(decision_id, "score", record)],
+                )
             )
-            for waiting, decision_id, response, record in decided
-        ]
+        return responses, entries

@@ -70,21 +70,52 @@ def make_engine(url: str, *, writes: bool = True) -> sa.Engine:
     return engine
 
 
-MAX_BATCH = 256
+MAX_BATCH = 256  # rows: a larger submission is committed whole, alone
 # how long a worker trusts a key it has looked up: a key revoked by another process (the
 # `keys revoke` command) stops working within this time; in-process revocation at once
 KEY_CACHE_SECONDS = 2.0
 
 
-@dataclass
-class _Job:
-    """One request's rows waiting for the writer."""
+@dataclass(frozen=True)
+class Entry:
+    """One request's rows as the writer takes them: encoded, ready to link and insert."""
 
     key_id: str
     idempotency_key: str | None
     request_hash: str
     bodies: list[tuple[str, str, str]]  # (decision_id, kind, canonical text of the body)
+
+    @classmethod
+    def of(
+        cls, *, key_id: str, idempotency_key: str | None, request: dict,
+        bodies: list[tuple[str, str, dict]],
+    ) -> Entry:  # fmt: skip
+        """Encode a request's decisions (decision_id, kind, body) on the caller's thread:
+        the writer holds the lock between workers while it works, so it does no more than
+        link rows and run the statements."""
+        texts = [(decision_id, kind, canonical(body)) for decision_id, kind, body in bodies]
+        return cls(key_id, idempotency_key, _request_hash(request), texts)
+
+
+Outcome = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
+
+
+@dataclass
+class _Submission:
+    """Entries handed to the writer together and answered by one future: the list of
+    their outcomes, or with `single`, the one entry's outcome (raised if an error)."""
+
+    entries: list[Entry]
     future: Future
+    single: bool = False
+
+    def resolve(self, outcomes: list[Outcome]) -> None:
+        if not self.single:
+            self.future.set_result(outcomes)
+        elif isinstance(outcomes[0], Exception):
+            self.future.set_exception(outcomes[0])
+        else:
+            self.future.set_result(outcomes[0])
 
 
 _ROW_COLUMNS = [c.name for c in decisions.c if c.name != "seq"]
@@ -106,10 +137,6 @@ class _Statements:
     def __init__(self, paramstyle: str) -> None:
         self.mark = "%s" if paramstyle in ("format", "pyformat") else "?"
         mark = self.mark
-        self.claimed = (
-            "SELECT request_hash, decision_id FROM idempotency "
-            f"WHERE key_id = {mark} AND idempotency_key = {mark}"
-        )
         self.head = "SELECT row_hash FROM decisions ORDER BY seq DESC LIMIT 1"
         self.pg_lock = f"SELECT pg_advisory_xact_lock({mark})"
         self._cache: dict[tuple[str, int], str] = {}
@@ -203,7 +230,7 @@ class Ledger:
         self._lookup_connections: list = []
         self._sql = _Statements(self.engine.dialect.paramstyle)
         self._wconn = None  # the writer thread's own connection
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._postgres = self.engine.dialect.name == "postgresql"
@@ -289,13 +316,21 @@ class Ledger:
         bodies: list[tuple[str, str, dict]],
     ) -> Future:
         """`record` without waiting: the future resolves as `record` returns or raises."""
-        # encoded here, on the caller's thread: the writer holds the lock between workers
-        # while it works, so it does no more than link rows and run the statements
-        texts = [(decision_id, kind, canonical(body)) for decision_id, kind, body in bodies]
-        job = _Job(key_id, idempotency_key, _request_hash(request), texts, Future())
+        entry = Entry.of(
+            key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
+        )
+        return self._hand_over(_Submission([entry], Future(), single=True))
+
+    def submit_many(self, entries: list[Entry]) -> Future:
+        """Several requests' rows handed over at once (one wake-up of the writer, one
+        future); the future gives each entry's outcome in order: (first decision_id,
+        written?) or the exception that refused it."""
+        return self._hand_over(_Submission(entries, Future()))
+
+    def _hand_over(self, submission: _Submission) -> Future:
         self._start_writer()
-        self._queue.put(job)
-        return job.future
+        self._queue.put(submission)
+        return submission.future
 
     def _start_writer(self) -> None:
         with self._writer_lock:
@@ -307,26 +342,28 @@ class Ledger:
 
     def _write_batches(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            submission = self._queue.get()
+            if submission is None:
                 return
             with self._between_processes():
                 # what queued while another worker's commit held the lock joins this one:
                 # under contention batches grow instead of commits queueing one by one
-                batch = self._drain(job)
-                outcomes = self._commit(batch) if batch else []
-            for job, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, Exception):
-                    job.future.set_exception(outcome)
-                else:
-                    job.future.set_result(outcome)
+                taken = self._drain(submission)
+                entries = [entry for s in taken for entry in s.entries]
+                outcomes = self._commit(entries) if entries else []
+            start = 0
+            for s in taken:
+                s.resolve(outcomes[start : start + len(s.entries)])
+                start += len(s.entries)
 
-    def _drain(self, first: _Job) -> list[_Job]:
-        """The jobs to commit now. A job whose caller has given up (its future cancelled,
-        as when a request's task is cancelled) is left out and writes nothing; the others
-        are marked running, so they can no longer be cancelled and are always answered."""
-        batch = [first] if first.future.set_running_or_notify_cancel() else []
-        while len(batch) < MAX_BATCH:
+    def _drain(self, first: _Submission) -> list[_Submission]:
+        """The submissions to commit now. One whose caller has given up (its future
+        cancelled, as when a request's task is cancelled) is left out and writes nothing;
+        the others are marked running, so they can no longer be cancelled and are always
+        answered."""
+        taken = [first] if first.future.set_running_or_notify_cancel() else []
+        rows = len(first.entries)
+        while rows < MAX_BATCH:
             try:
                 more = self._queue.get_nowait()
             except queue.Empty:
@@ -335,10 +372,11 @@ class Ledger:
                 self._queue.put(None)  # stop after this batch
                 break
             if more.future.set_running_or_notify_cancel():
-                batch.append(more)
-        return batch
+                taken.append(more)
+                rows += len(more.entries)
+        return taken
 
-    def _commit(self, batch: list[_Job]) -> list[tuple[str, bool] | Exception]:
+    def _commit(self, batch: list[Entry]) -> list[Outcome]:
         """Each job's outcome; all of them fail alike when the transaction does."""
         try:
             conn = self._writer_connection()
@@ -356,7 +394,7 @@ class Ledger:
             return [exc] * len(batch)
         return outcomes
 
-    def _write(self, cursor, batch: list[_Job]) -> list[tuple[str, bool] | Exception]:
+    def _write(self, cursor, batch: list[Entry]) -> list[Outcome]:
         """The batch's statements in the open transaction: lock, claims, chain rows."""
         sql = self._sql
         if self._postgres:
@@ -394,8 +432,8 @@ class Ledger:
 
     @staticmethod
     def _apply(
-        job: _Job, known: dict[tuple[str, str], tuple], chain: _Chain, claims: list[tuple]
-    ) -> tuple[str, bool] | Exception:
+        job: Entry, known: dict[tuple[str, str], tuple], chain: _Chain, claims: list[tuple]
+    ) -> Outcome:
         """One request's rows inside the batch's transaction (or why it was refused);
         `known` grows with the batch's own claims, so duplicates within it are caught too."""
         first = job.bodies[0][0]
@@ -416,27 +454,47 @@ class Ledger:
         """The decision already recorded for this key and request, if any, so a retry is
         answered without deciding again. `record` still checks inside its transaction.
 
-        Every request asks this, so it is one prepared primary-key look-up on a connection
-        the calling thread keeps, not a pooled SQLAlchemy statement.
-
         Raises:
             IdempotencyConflictError: the key was used before with a different request.
         """
+        found = self.replay_many([(key_id, idempotency_key, request)])[0]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def replay_many(
+        self, requests: list[tuple[str, str, dict]]
+    ) -> list[str | IdempotencyConflictError | None]:
+        """`replay` for several (key_id, idempotency_key, request) at once, in one query:
+        for each, the decision recorded for it, None, or the conflict (returned, not
+        raised, so one request's conflict leaves the others answered).
+
+        Every decision asks this, so it is prepared SQL on a connection the calling
+        thread keeps, not a pooled SQLAlchemy statement.
+        """
+        sql = self._sql
+        pairs = sorted({(key_id, ident) for key_id, ident, _ in requests})
+        found: dict[tuple[str, str], tuple[str, str]] = {}
         conn = self._lookup_connection()
         cursor = conn.cursor()
         try:
-            cursor.execute(self._sql.claimed, (key_id, idempotency_key))
-            row = cursor.fetchone()
+            for start in range(0, len(pairs), sql.ROWS_PER_STATEMENT):
+                part = pairs[start : start + sql.ROWS_PER_STATEMENT]
+                cursor.execute(sql.claimed_many(len(part)), [v for pair in part for v in pair])
+                for key_id, ident, request_hash, decision_id in cursor.fetchall():
+                    found[(key_id, ident)] = (request_hash, decision_id)
         finally:
             cursor.close()
         if not self._postgres:
             conn.rollback()  # end the read so the next one sees newer commits
-        if row is None:
-            return None
-        request_hash, decision_id = row
-        if request_hash != _request_hash(request):
-            raise _conflict()
-        return decision_id
+        out: list[str | IdempotencyConflictError | None] = []
+        for key_id, ident, request in requests:
+            seen = found.get((key_id, ident))
+            if seen is None:
+                out.append(None)
+            else:
+                out.append(seen[1] if seen[0] == _request_hash(request) else _conflict())
+        return out
 
     def _lookup_connection(self):
         conn = getattr(self._local, "conn", None)

@@ -446,3 +446,64 @@ def test_a_request_cancelled_while_it_waits_is_not_decided_and_the_rest_are(stat
     assert isinstance(outcomes[2], asyncio.CancelledError)
     assert all(isinstance(o, dict) for i, o in enumerate(outcomes) if i != 2)
     assert state.ledger.count() == 3 and state.ledger.verify().ok
+
+
+def test_a_batch_answers_its_retries_refuses_reused_keys_and_decides_the_rest(
+    state, source, served, monkeypatch
+):
+    import asyncio
+
+    from scoring import decisions
+    from scoring.decisions import DecisionBatcher
+    from scoring.errors import IdempotencyConflictError
+    from scoring.schemas import ScoreRequest
+
+    _, secret = create_key(state.ledger, role="lender", name="retries")
+    key = state.ledger.find_key(secret)
+    first, second, new = (
+        ScoreRequest.model_validate(b) for b in applications(source, served.world, 3)
+    )
+    batcher = DecisionBatcher(state)  # one batcher serves one event loop
+    decided = []
+    evaluate = decisions.evaluate_applications
+
+    def counting(apps, **kwargs):
+        decided.extend(a.farmer_id for a in apps)
+        return evaluate(apps, **kwargs)
+
+    async def scenario() -> tuple[list, list]:
+        recorded = [await batcher.decide(first, key, "a"), await batcher.decide(second, key, "b")]
+        decided.clear()
+        together = [
+            batcher.decide(first, key, "a"),  # a retry
+            batcher.decide(first, key, "b"),  # key "b" again, with another body
+            batcher.decide(new, key, "c"),
+        ]
+        return recorded, await asyncio.wait_for(
+            asyncio.gather(*together, return_exceptions=True), timeout=30
+        )
+
+    monkeypatch.setattr(decisions, "evaluate_applications", counting)
+    recorded, (retry, reused, fresh) = asyncio.run(scenario())
+
+    assert retry == recorded[0]
+    assert isinstance(reused, IdempotencyConflictError)
+    assert fresh["decision_id"] not in {r["decision_id"] for r in recorded}
+    assert decided == [new.farmer_id]  # neither the retry nor the reused key was decided
+    assert state.ledger.count() == 3 and state.ledger.verify().ok
+
+
+def test_a_retry_is_answered_as_first_decided_after_its_application_stopped_checking_out(
+    client, state, body, source, monkeypatch
+):
+    headers = bearer(state) | {"Idempotency-Key": "order-45"}
+    first = client.post("/v1/score", json=body, headers=headers).json()
+    supplier = body["inputs"][0]["supplier_id"]
+    monkeypatch.setitem(source.approved_suppliers, supplier, False)  # no longer approved
+
+    again = client.post("/v1/score", json=body, headers=headers)
+    other = client.post("/v1/score", json=body, headers=bearer(state) | {"Idempotency-Key": "x"})
+
+    assert again.status_code == 200 and again.json() == first
+    assert other.status_code == 422 and other.json()["field"] == "lines[0].supplier_id"
+    assert state.ledger.count() == 1

@@ -235,3 +235,21 @@ def test_a_caller_that_gave_up_writes_nothing_and_the_writer_goes_on(tmp_path):
         assert ledger.count() == 2 and ledger.verify().ok
     finally:
         ledger.close()
+
+
+def test_replay_many_answers_each_request_as_replay_would_alone(ledger):
+    from scoring.errors import IdempotencyConflictError
+
+    ledger.record(key_id="k", idempotency_key="a", request={"x": 1}, bodies=[("d1", "s", {})])
+    ledger.record(key_id="k", idempotency_key="b", request={"x": 2}, bodies=[("d2", "s", {})])
+
+    found = ledger.replay_many(
+        [("k", "a", {"x": 1}), ("k", "b", {"x": 1}), ("k", "c", {"x": 1}), ("other", "a", {"x": 1})]
+    )
+
+    assert found[0] == "d1"
+    assert isinstance(found[1], IdempotencyConflictError)
+    assert found[2] is None and found[3] is None
+    assert ledger.replay(key_id="k", idempotency_key="a", request={"x": 1}) == "d1"
+    with pytest.raises(IdempotencyConflictError):
+        ledger.replay(key_id="k", idempotency_key="b", request={"x": 1})
