@@ -264,7 +264,8 @@ def evaluate_applications(
     bands = [str(b) for b in model.scaler.band(pd_)]
     pds = pd_.tolist()
     extras = _policy_inputs(source, apps, rows, as_of)
-    receivable = np.nan_to_num(rows.column("contract_receivable_minor")).tolist()
+    receivable = rows.column("contract_receivable_minor")
+    receivable = np.where(np.isnan(receivable), 0.0, receivable).tolist()  # none: nothing owed
     not_open = (rows.column("dq_no_contract") + rows.column("dq_contract_not_open")).tolist()
     decisions = []
     for i, app in enumerate(apps):

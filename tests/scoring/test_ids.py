@@ -1,0 +1,32 @@
+"""Identifiers: unique, well-formed, and decision ids ordered by the time they were made."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from scoring import ids
+
+
+def test_decision_ids_are_unique_version_7_uuids_ordered_by_time():
+    first = [ids.decision_id() for _ in range(10_000)]
+    time.sleep(0.002)
+    later = ids.decision_id()
+
+    assert len(set(first)) == len(first)
+    parsed = uuid.UUID(later)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert str(parsed) == later
+    assert max(first) < later  # a later millisecond sorts after every earlier id
+    made_ms = int(later.replace("-", "")[:12], 16)
+    assert abs(made_ms - time.time_ns() // 1_000_000) < 60_000
+
+
+def test_request_and_application_ids_have_their_shapes_and_do_not_repeat():
+    requests = {ids.request_id() for _ in range(10_000)}
+    applications = {ids.application_id() for _ in range(10_000)}
+
+    assert len(requests) == len(applications) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r) for r in requests)
+    assert all(re.fullmatch(r"APP-[0-9a-f]{12}", a) for a in applications)
