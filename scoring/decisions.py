@@ -157,16 +157,12 @@ class DecisionBatcher:
         found = self.state.ledger.replay_many(
             [(w.key.key_id, w.idempotency_key, w.request) for w in keyed]
         )
-        settled = set()
         for waiting, stored in zip(keyed, found, strict=True):
             if isinstance(stored, Exception):
                 waiting.answer.set_exception(stored)
             elif stored is not None:
                 waiting.answer.set_result((None, (stored, False)))
-            else:
-                continue
-            settled.add(id(waiting))
-        return [w for w in batch if id(w) not in settled]
+        return [w for w in batch if not w.answer.done()]
 
     def _committed(self, batch: list[_Waiting], responses: list[dict], done: asyncio.Future):
         failed = done.exception()

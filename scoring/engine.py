@@ -19,10 +19,9 @@ from features.registry import FLAG_NAMES, ROW_COLUMNS
 from scoring.errors import InvalidApplicationError, NotFoundError
 from scoring.feature_source import FeatureSource
 from scoring.policy import Case, Decision, Policy, decide
-from scoring.reasons import ModelReason, top_reasons
+from scoring.reasons import MAX_REASONS, ModelReason, top_reasons
 from training.artifact import ModelBundle
 
-MAX_REASONS = 4
 MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
 
 

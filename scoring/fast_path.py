@@ -17,10 +17,9 @@ from pydantic import ValidationError
 
 from scoring.auth import authenticate
 from scoring.errors import ServiceError
-from scoring.schemas import ScoreRequest
+from scoring.schemas import MAX_IDEMPOTENCY_KEY, ScoreRequest
 
 SCORE_PATH = "/v1/score"
-MAX_IDEMPOTENCY_KEY = 200  # as the route's Header(max_length=200)
 
 
 class ScoreFastPath:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_AMOUNT = 10**12
+MAX_IDEMPOTENCY_KEY = 200  # characters; the ledger's idempotency_key column
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 

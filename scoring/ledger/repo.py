@@ -97,7 +97,7 @@ class Entry:
         return cls(key_id, idempotency_key, _request_hash(request), texts)
 
 
-Outcome = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
+Recorded = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
 
 
 @dataclass
@@ -109,7 +109,7 @@ class _Submission:
     future: Future
     single: bool = False
 
-    def resolve(self, outcomes: list[Outcome]) -> None:
+    def resolve(self, outcomes: list[Recorded]) -> None:
         if not self.single:
             self.future.set_result(outcomes)
         elif isinstance(outcomes[0], Exception):
@@ -376,7 +376,7 @@ class Ledger:
                 rows += len(more.entries)
         return taken
 
-    def _commit(self, batch: list[Entry]) -> list[Outcome]:
+    def _commit(self, batch: list[Entry]) -> list[Recorded]:
         """Each job's outcome; all of them fail alike when the transaction does."""
         try:
             conn = self._writer_connection()
@@ -394,7 +394,7 @@ class Ledger:
             return [exc] * len(batch)
         return outcomes
 
-    def _write(self, cursor, batch: list[Entry]) -> list[Outcome]:
+    def _write(self, cursor, batch: list[Entry]) -> list[Recorded]:
         """The batch's statements in the open transaction: lock, claims, chain rows."""
         sql = self._sql
         if self._postgres:
@@ -433,7 +433,7 @@ class Ledger:
     @staticmethod
     def _apply(
         job: Entry, known: dict[tuple[str, str], tuple], chain: _Chain, claims: list[tuple]
-    ) -> Outcome:
+    ) -> Recorded:
         """One request's rows inside the batch's transaction (or why it was refused);
         `known` grows with the batch's own claims, so duplicates within it are caught too."""
         first = job.bodies[0][0]

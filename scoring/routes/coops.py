@@ -16,7 +16,7 @@ from scoring.errors import JobNotFinishedError, NotFoundError
 from scoring.jobs import Job
 from scoring.ledger.repo import ApiKey
 from scoring.preapproval import MemberRequest, resolve_members, results_csv
-from scoring.schemas import PreapprovalJob, PreapprovalRequest, Problem
+from scoring.schemas import MAX_IDEMPOTENCY_KEY, PreapprovalJob, PreapprovalRequest, Problem
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}
@@ -65,7 +65,7 @@ async def create_preapproval(
     state: StateDep,
     key: CoopOrLenderDep,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
 ) -> Response:
     """Pre-approve input loans for a co-op's members under one of its contracts. Up to
     `preapproval_sync_members` members are answered at once (200, with every member's

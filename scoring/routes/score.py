@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from scoring.deps import DecisionsDep, LenderDep, StateDep
 from scoring.errors import NotFoundError
-from scoring.schemas import Problem, ScoreRequest, ScoreResponse
+from scoring.schemas import MAX_IDEMPOTENCY_KEY, Problem, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 413, 422)}
@@ -20,7 +20,7 @@ async def create_score(
     body: ScoreRequest,
     decisions: DecisionsDep,
     key: LenderDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
 ) -> dict:
     """Decide an input-loan application: approve, refer or decline, with the probability of
     default, limit, price, due date, payments to suppliers and up to four reasons."""
