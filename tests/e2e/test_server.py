@@ -113,13 +113,23 @@ def two_workers(served, tmp_path):
         yield running
 
 
+def _workers_of(base: str, connections: int) -> list[int]:
+    """The worker behind each of `connections` keep-alive connections opened together."""
+    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(connections)]
+    try:
+        return [client.get("/healthz").json()["worker"] for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
     base, keys, ledger_url, _ = two_workers
     auth = {"Authorization": f"Bearer {keys['lender']}"}
-    pids = set()
-    for _ in range(24):  # a new connection each: the kernel spreads them over the workers
-        with httpx.Client(base_url=base, timeout=30) as client:
-            pids.add(client.get("/healthz").json()["worker"])
+    # dealt in turn: eight keep-alive connections are four per worker, every time
+    for _ in range(3):
+        pids = _workers_of(base, 8)
+        assert len(set(pids)) == 2 and sorted(pids.count(p) for p in set(pids)) == [4, 4]
     bodies = applications(source, served.world, 40)
 
     def post(i: int) -> httpx.Response:
@@ -132,13 +142,26 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(post, range(80)))
 
-    assert len(pids) == 2
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
     shared = {r.json()["decision_id"] for i, r in enumerate(responses) if i % 2}
     assert len(shared) == 1
     book = Ledger(ledger_url)
     assert book.count() == 40 + 1 and book.verify().ok
     book.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_new_connections_are_answered(two_workers):
+    base = two_workers[0]
+    killed = _workers_of(base, 2)[0]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while True:  # every connection is answered meanwhile, by the survivor or the new one
+        pids = _workers_of(base, 4)
+        assert killed not in pids
+        if len(set(pids)) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(set(pids)) == 2, "no worker replaced the one that died"
 
 
 def test_server_approves_and_declines_with_reasons_over_http(server, source, served):
