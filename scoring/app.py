@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from scoring import ids
 from scoring.config import Settings, get_settings
 from scoring.decisions import DecisionBatcher
-from scoring.errors import ServiceError
-from scoring.fast_path import SCORE_PATH, ScoreFastPath
+from scoring.errors import PROBLEM, ServiceError, internal_error, problem
+from scoring.fast_path import SCORE_PATH, ScoreFastPath, replay
 from scoring.feature_source import FeatureSource
 from scoring.jobs import JobRunner
 from scoring.ledger.repo import Ledger
@@ -29,7 +29,6 @@ from scoring.routes import coops, health, models, score
 from scoring.state import ServiceState
 
 log = logging.getLogger(__name__)
-PROBLEM = "application/problem+json"
 # the ledger writer waits for the GIL while the event loop decides; Python's default 5 ms
 # turn would add up to 5 ms to every commit's answer under load
 SWITCH_INTERVAL_S = 0.0005
@@ -38,15 +37,7 @@ SWITCH_INTERVAL_S = 0.0005
 def _problem(
     status: int, title: str, detail: str, code: str, request: Request, field: str | None = None
 ) -> JSONResponse:
-    body = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "field": field,
-        "request_id": request.state.request_id,
-    }
+    body = problem(status, title, detail, code, request.state.request_id, field)
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
@@ -88,22 +79,24 @@ class BodyLimit:
         batch = scope.get("path", "").startswith(self.batch_prefix)
         limit = self.batch_limit if batch else self.default
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return await self._refuse(send, limit)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        if length is not None:  # the HTTP parser holds the client to what it declared
+            if length.isdigit() and int(length) > limit:
+                return await self._refuse(send, limit)
+            return await self.app(scope, receive, send)
+        # A body of unknown length (chunked) is read here first: refused while a handler
+        # reads it, it would become that handler's error (FastAPI answers 400, not 413).
+        messages, seen = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _TooLarge
-            return message
-
-        try:
-            return await self.app(scope, counted, send)
-        except _TooLarge:
-            return await self._refuse(send, limit)
+                return await self._refuse(send, limit)
+            if not message.get("more_body", False):
+                break
+        return await self.app(scope, replay(messages, receive), send)
 
     @staticmethod
     async def _refuse(send, limit: int) -> None:
@@ -119,10 +112,6 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Observe:
@@ -161,6 +150,24 @@ class Observe:
                 service.metrics.observe_request(path, method, status, time.perf_counter() - started)
 
 
+class ScoringAPI(FastAPI):
+    """The FastAPI app, with POST /v1/score offered first to the fast path (when on), ahead
+    of the middleware stack; what the fast path does not answer goes through the stack."""
+
+    fast_path: ScoreFastPath | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (
+            self.fast_path is not None
+            and scope["type"] == "http"
+            and scope["path"] == SCORE_PATH
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self
+            return await self.fast_path(scope, receive, send, super().__call__)
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
     """The service. Pass `state` to serve prepared parts (tests); otherwise the lifespan
     builds them from `settings`."""
@@ -178,7 +185,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         if state is None:
             app.state.service.ledger.close()
 
-    app = FastAPI(
+    app = ScoringAPI(
         title="agricredit",
         summary="Order-backed input loans for smallholder farmers: the lender's decision API.",
         version="1",
@@ -216,17 +223,12 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
         log.exception("request %s failed", request.state.request_id)
-        return _problem(
-            500,
-            "Internal error",
-            "the service failed; quote the request id",
-            "internal_error",
-            request,
+        return JSONResponse(
+            internal_error(request.state.request_id), status_code=500, media_type=PROBLEM
         )
 
     if settings.score_fast_path:
-        score_route = next(r for r in score.router.routes if r.path == SCORE_PATH)
-        app.add_middleware(ScoreFastPath, route=score_route)
+        app.fast_path = ScoreFastPath(limit=settings.max_body_bytes)
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, batch_limit=settings.max_batch_body_bytes
     )

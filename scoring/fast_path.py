@@ -1,38 +1,52 @@
 """POST /v1/score without the framework's per-request machinery, for well-formed requests.
 
-FastAPI resolves a route's dependencies, headers and body anew on every request; for the
-score route that costs more CPU than deciding the application (measured with py-spy under
-load, docs/scoring.md). This middleware answers a request whose JSON body validates as a
-`ScoreRequest` and whose key is a lender's by the same steps as the route (the same model,
-`authenticate` and `DecisionBatcher.decide`), and hands everything else, unchanged, to the
-route: a body that does not parse or validate, a missing or wrong key, an application that
-cannot be decided, a reused Idempotency-Key. The route alone writes every error answer, so
-the two never disagree on one; neither path writes anything before it has decided.
+FastAPI resolves a route's dependencies, headers and body anew on every request, and each
+layer of its middleware stack wraps the request again; for the score route that cost more
+CPU than deciding the application (measured with py-spy under load, docs/scoring.md). The
+app offers every POST /v1/score here first, ahead of the stack (`ScoringAPI`). A request
+whose JSON body validates as a `ScoreRequest` and whose key is a lender's is answered here
+by the same steps as the route (the same model, `authenticate` and
+`DecisionBatcher.decide`), with what the stack's layers would add: the request id, the
+metrics, the body limit and the generic answer to an unexpected failure. Everything else
+goes, unchanged, through the stack to the route: a body that is too large, does not parse
+or does not validate, a missing or wrong key, an application that cannot be decided, a
+reused Idempotency-Key. The route alone writes those error answers, so the two never
+disagree on one; neither path writes anything before it has decided.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
 import orjson
 from pydantic import ValidationError
 
+from scoring import ids
 from scoring.auth import authenticate
-from scoring.errors import ServiceError
+from scoring.errors import PROBLEM, ServiceError, internal_error
 from scoring.schemas import MAX_IDEMPOTENCY_KEY, ScoreRequest
 
+log = logging.getLogger(__name__)
 SCORE_PATH = "/v1/score"
+_JSON = b"application/json"
 
 
 class ScoreFastPath:
-    """Plain-ASGI middleware in front of the router; `route` labels the requests it answers
-    in metrics as the route would be labelled."""
+    """Answers the POST /v1/score requests it can; `limit` is the body limit in bytes."""
 
-    def __init__(self, app, route) -> None:
-        self.app = app
-        self.route = route
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != SCORE_PATH:
-            return await self.app(scope, receive, send)
+    async def __call__(self, scope, receive, send, framework) -> None:
+        """Answer the request, or hand it to `framework` (the app's middleware stack)."""
+        started = time.perf_counter()
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)  # the first of repeated headers, as the route
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            return await framework(scope, receive, send)  # the stack refuses or reads it
         messages, body = [], b""
         while True:
             message = await receive()
@@ -40,30 +54,36 @@ class ScoreFastPath:
             if message["type"] != "http.request":
                 break
             body += message.get("body", b"")
-            if not message.get("more_body", False):
+            if not message.get("more_body", False) or len(body) > self.limit:
                 break
-        answer = await self._answer(scope, body) if messages[-1]["type"] == "http.request" else None
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or ids.request_id()
+        status, answer = 200, None
+        if messages[-1]["type"] == "http.request" and len(body) <= self.limit:
+            try:
+                answer = await self._answer(scope, headers, body)
+            except Exception:  # the route's generic answer to what nobody foresaw
+                log.exception("request %s failed", request_id)
+                status, answer = 500, orjson.dumps(internal_error(request_id))
         if answer is None:
-            return await self.app(scope, _replay(messages, receive), send)
-        scope["route"] = self.route
+            return await framework(scope, replay(messages, receive), send)
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", _JSON if status == 200 else PROBLEM.encode()),
                     (b"content-length", str(len(answer)).encode()),
+                    (b"x-request-id", request_id.encode("latin-1")),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": answer})
+        metrics = scope["app"].state.service.metrics
+        metrics.observe_request(SCORE_PATH, "POST", status, time.perf_counter() - started)
 
-    async def _answer(self, scope, body: bytes) -> bytes | None:
+    async def _answer(self, scope, headers: dict[bytes, bytes], body: bytes) -> bytes | None:
         """The decision's JSON, or None when the route should answer instead."""
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name, value)  # the first of repeated headers, as the route
-        if headers.get(b"content-type", b"").split(b";")[0].strip() != b"application/json":
+        if headers.get(b"content-type", b"").split(b";")[0].strip() != _JSON:
             return None
         idempotency_key = headers.get(b"idempotency-key")
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
@@ -92,7 +112,7 @@ class ScoreFastPath:
         return orjson.dumps(response)
 
 
-def _replay(messages: list[dict], receive):
+def replay(messages: list[dict], receive):
     """A receive that gives the messages already read, then the connection's own."""
     pending = list(messages)
 

@@ -175,14 +175,16 @@ class _Statements:
 
 
 class _Chain:
-    """Rows appended in one transaction, each linked to the one before it."""
+    """Rows appended in one transaction, each linked to the one before it; all of them
+    carry the transaction's time (one clock reading per commit, not per row)."""
 
     def __init__(self, head: str) -> None:
         self.head = head
+        self.created = _now()
         self.rows: list[tuple] = []  # in _ROW_COLUMNS order
 
     def append(self, *, key_id: str, kind: str, text: str, decision_id: str) -> None:
-        created = _now()
+        created = self.created
         row_hash = link_hash(self.head, decision_id, key_id, kind, created, text)
         self.rows.append((decision_id, key_id, kind, created, text, self.head, row_hash))
         self.head = row_hash
@@ -445,7 +447,7 @@ class Ledger:
                     return _conflict()
                 return seen[1], False
             known[ident] = (job.request_hash, first)
-            claims.append((job.key_id, job.idempotency_key, job.request_hash, first, _now()))
+            claims.append((job.key_id, job.idempotency_key, job.request_hash, first, chain.created))
         for decision_id, kind, text in job.bodies:
             chain.append(key_id=job.key_id, kind=kind, text=text, decision_id=decision_id)
         return first, True

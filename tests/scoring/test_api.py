@@ -305,11 +305,50 @@ def test_the_fast_path_and_the_route_answer_alike(state, source, served):
     for by_fast, by_route in answers:
         assert by_fast.status_code == by_route.status_code == 200
         assert by_fast.headers["content-type"] == by_route.headers["content-type"]
+        assert len(by_fast.headers["x-request-id"]) == len(by_route.headers["x-request-id"]) == 32
         assert _decided(by_fast.json()) == _decided(by_route.json())
     assert {a.json()["decision"] for a, _ in answers} >= {"approve", "decline"}
     assert retry.json() == answers[0][0].json()
     assert state.metrics.fast_path._value.get() == len(bodies)
     assert state.ledger.count() == 2 * len(bodies)
+    # both paths count their requests under the route's label, in one registry here
+    counted = state.metrics.requests.labels("/v1/score", "POST", "200")._value.get()
+    assert counted == 2 * len(bodies) + 1
+    assert state.metrics.latency.labels("/v1/score", "POST")._sum.get() > 0
+
+
+def test_the_fast_path_answers_an_unexpected_failure_as_the_route_would(
+    client, state, body, monkeypatch
+):
+    async def broken(*_args, **_kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(client.app.state.decisions, "decide", broken)
+    response = client.post(
+        "/v1/score", json=body, headers=bearer(state) | {"x-request-id": "req-fast-1"}
+    )
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "req-fast-1"
+    problem = response.json()
+    assert problem["code"] == "internal_error" and problem["request_id"] == "req-fast-1"
+    assert "disk" not in response.text  # no detail of the failure leaks out
+    assert state.metrics.requests.labels("/v1/score", "POST", "500")._value.get() == 1
+    assert state.ledger.count() == 0
+
+
+def test_a_body_over_the_limit_is_refused_whether_or_not_it_says_its_length(client, state, body):
+    padded = body | {"application_id": "A" * (state.settings.max_body_bytes + 1)}
+    raw = json.dumps(padded).encode()
+    headers = bearer(state) | {"content-type": "application/json"}
+
+    declared = client.post("/v1/score", content=raw, headers=headers)
+    chunked = client.post("/v1/score", content=iter([raw[:1000], raw[1000:]]), headers=headers)
+
+    assert declared.status_code == chunked.status_code == 413, chunked.text
+    assert state.metrics.fast_path._value.get() == 0
+    assert state.ledger.count() == 0
 
 
 @pytest.mark.parametrize(
