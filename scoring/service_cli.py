@@ -44,7 +44,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, access_log:
 
     if data_dir is not None:
         os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
-    if workers > 1:  # a listening socket per worker, so connections spread over them
+    if workers > 1:  # the supervisor deals connections to the workers in turn
         raise SystemExit(run_workers(host, port, workers, access_log=access_log))
     uvicorn.run(
         "scoring.app:create_app",
