@@ -48,7 +48,7 @@ def build_state(settings: Settings) -> ServiceState:
     store = ModelStore(settings.model_ref)
     served = store.load()
     metrics = ServiceMetrics()
-    metrics.model.labels(served.name, served.version).set(1)
+    metrics.serve_model(served.name, served.version)
     state = ServiceState(
         settings=settings,
         source=FeatureSource.load(settings.data_dir),

@@ -1,16 +1,37 @@
 """Prometheus metrics of one app: requests and latency by route and status, decisions by
-outcome and batch size, the model version served."""
+outcome and batch size, the model version served.
+
+With several workers (`serve --workers N`) the supervisor points PROMETHEUS_MULTIPROC_DIR at
+a fresh directory before it starts them: each worker then writes its values to files there
+(prometheus_client's multiprocess mode) and `/metrics`, whichever worker answers it, reports
+the sum over all workers; the model version is reported per live worker (a `pid` label).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServiceMetrics:
-    """The app's own registry (so two apps in one process never share counters)."""
+    """The app's own registry (so two apps in one process never share counters), or, in
+    multiprocess mode, the files every worker writes."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.shared_dir = os.environ.get(MULTIPROCESS_DIR)
+        # in multiprocess mode values live in the shared files; a registry would report
+        # this worker's values a second time
+        self.registry = None if self.shared_dir else CollectorRegistry()
         self.requests = Counter(
             "agricredit_requests_total",
             "HTTP requests",
@@ -48,7 +69,25 @@ class ServiceMetrics:
             "Model version served (1 = current)",
             ["name", "version"],
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self._served: tuple[str, str] | None = None
+
+    def serve_model(self, name: str, version: str) -> None:
+        """Mark the version now served (the one before it drops to 0: multiprocess mode
+        cannot remove a label)."""
+        if self._served is not None:
+            self.model.labels(*self._served).set(0)
+        self.model.labels(name, version).set(1)
+        self._served = (name, version)
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus text format."""
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.shared_dir)
+        return generate_latest(registry)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its latency (labelled children kept: `labels` costs more

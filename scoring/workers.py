@@ -17,13 +17,19 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
 import selectors
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 
 import uvicorn
+from prometheus_client import multiprocess
+
+from scoring.metrics import MULTIPROCESS_DIR
 
 log = logging.getLogger(__name__)
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app could not start
@@ -154,6 +160,8 @@ class _Supervisor:
         for i, worker in enumerate(self.workers):
             if worker.process.is_alive():
                 continue
+            # its per-process gauges (the model it served) leave /metrics with it
+            multiprocess.mark_process_dead(worker.process.pid, os.environ[MULTIPROCESS_DIR])
             if worker.process.exitcode == STARTUP_FAILURE:
                 log.error("a worker could not start (see above); stopping")
                 return STARTUP_FAILURE
@@ -178,6 +186,11 @@ def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
     one that cannot start stops them all. Returns the exit code."""
     listener = listen(host, port)  # fails here, once, when the port is taken
     listener.setblocking(False)
+    # the workers' metrics go to files in one directory, so /metrics reports all of them;
+    # a directory the operator names is theirs to empty between runs
+    own_metrics_dir = None
+    if MULTIPROCESS_DIR not in os.environ:
+        own_metrics_dir = os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="agricredit-")
     stopping = False
 
     def stop(_signum, _frame) -> None:
@@ -212,4 +225,6 @@ def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
         selector.close()
         listener.close()
         supervisor.stop()
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return code

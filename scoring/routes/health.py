@@ -6,7 +6,7 @@ import os
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 
@@ -30,6 +30,4 @@ def read_ready(request: Request) -> JSONResponse:
 @router.get("/metrics")
 def read_metrics(request: Request) -> Response:
     """Prometheus text format."""
-    return Response(
-        generate_latest(request.app.state.service.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    return Response(request.app.state.service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

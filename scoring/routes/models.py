@@ -31,6 +31,5 @@ def reload_champion(state: StateDep, _key: ScientistDep) -> dict:
     """Load the version the champion alias points at now; requests in flight finish on the
     version they started with."""
     served = state.models.load()
-    state.metrics.model.clear()
-    state.metrics.model.labels(served.name, served.version).set(1)
+    state.metrics.serve_model(served.name, served.version)
     return _public(served)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from scoring.auth import create_key
 from scoring.ledger.repo import Ledger
@@ -148,6 +149,34 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
     book = Ledger(ledger_url)
     assert book.count() == 40 + 1 and book.verify().ok
     book.close()
+    # whichever worker answers /metrics reports both workers' requests and decisions
+    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(2)]
+    try:
+        scrapes = {c.get("/healthz").json()["worker"]: _samples(c.get("/metrics").text)
+                   for c in clients}  # fmt: skip
+    finally:
+        for client in clients:
+            client.close()
+    assert len(scrapes) == 2
+    for samples in scrapes.values():
+        assert samples[("agricredit_requests_total", "/v1/score", "200")] == 80
+        assert samples[("agricredit_decisions_total", None, None)] == 40 + 1
+        assert samples[("agricredit_model_version", "pids", None)] == set(scrapes)
+
+
+def _samples(text: str) -> dict:
+    """The figures the test reads from a Prometheus text page."""
+    out: dict = {("agricredit_decisions_total", None, None): 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "agricredit_requests_total":
+                out[(sample.name, labels["route"], labels["status"])] = sample.value
+            elif sample.name == "agricredit_decisions_total":
+                out[(sample.name, None, None)] += sample.value
+            elif sample.name == "agricredit_model_version" and sample.value == 1:
+                out.setdefault((sample.name, "pids", None), set()).add(int(labels["pid"]))
+    return out
 
 
 def test_a_worker_that_dies_is_replaced_and_new_connections_are_answered(two_workers):
