@@ -80,6 +80,8 @@ class HandedServer(uvicorn.Server):
                 message, fds, _flags, _address = socket.recv_fds(self.channel, 1, 1)
             except BlockingIOError:
                 return
+            except OSError:  # the channel broke: as if the supervisor were gone
+                message, fds = b"", []
             if not message and not fds:  # the supervisor is gone: finish and stop
                 loop.remove_reader(self.channel.fileno())
                 self.should_exit = True
@@ -100,8 +102,9 @@ def _worker(channel: socket.socket, access_log: bool) -> None:
 class _Worker:
     process: multiprocessing.Process
     channel: socket.socket  # the supervisor's end
-    ready: bool = False  # started serving; until then it is dealt connections only
-    # when no worker is ready (they wait in its channel)
+    # serving; one still starting is dealt a connection only when none is ready (the
+    # connection then waits in its channel)
+    ready: bool = False
 
 
 class _Supervisor:
