@@ -36,7 +36,15 @@ data_option = click.option(
     show_default=True,
     help="Log every request line (the ledger and /metrics already record each decision).",
 )
-def serve(host: str, port: int, data_dir: Path | None, workers: int, access_log: bool) -> None:
+@click.option(
+    "--pin-cpus/--no-pin-cpus",
+    default=True,
+    show_default=True,
+    help="With several workers and a CPU for each, keep each worker on its own CPU.",
+)
+def serve(
+    host: str, port: int, data_dir: Path | None, workers: int, access_log: bool, pin_cpus: bool
+) -> None:
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
@@ -45,7 +53,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, access_log:
     if data_dir is not None:
         os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
     if workers > 1:  # the supervisor deals connections to the workers in turn
-        raise SystemExit(run_workers(host, port, workers, access_log=access_log))
+        raise SystemExit(run_workers(host, port, workers, access_log=access_log, pin_cpus=pin_cpus))
     uvicorn.run(
         "scoring.app:create_app",
         factory=True,

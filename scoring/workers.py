@@ -91,7 +91,19 @@ class HandedServer(uvicorn.Server):
                 loop.create_task(loop.connect_accepted_socket(protocol, connection))
 
 
-def _worker(channel: socket.socket, access_log: bool) -> None:
+def worker_cpus(workers: int) -> list[int | None]:
+    """The CPU each worker is pinned to: one each while there are enough (the worker's event
+    loop and its ledger writer thread then share that CPU's caches and hand the GIL to each
+    other there), none when there are more workers than CPUs."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if workers > len(cpus):
+        return [None] * workers
+    return cpus[:workers]
+
+
+def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
+    if cpu is not None:  # before any thread starts: threads take their creator's CPUs
+        os.sched_setaffinity(0, {cpu})
     config = uvicorn.Config(
         "scoring.app:create_app", factory=True, log_level="info", access_log=access_log
     )
@@ -102,6 +114,7 @@ def _worker(channel: socket.socket, access_log: bool) -> None:
 class _Worker:
     process: multiprocessing.Process
     channel: socket.socket  # the supervisor's end
+    cpu: int | None  # the CPU it is pinned to, if any
     # serving; one still starting is dealt a connection only when none is ready (the
     # connection then waits in its channel)
     ready: bool = False
@@ -110,20 +123,22 @@ class _Worker:
 class _Supervisor:
     """Starts the workers, replaces one that dies, and deals out connections in turn."""
 
-    def __init__(self, workers: int, access_log: bool, selector: selectors.BaseSelector) -> None:
+    def __init__(
+        self, cpus: list[int | None], access_log: bool, selector: selectors.BaseSelector
+    ) -> None:
         self.context = multiprocessing.get_context("spawn")  # LightGBM and fork do not mix
         self.access_log = access_log
         self.selector = selector
-        self.workers = [self._start() for _ in range(workers)]
+        self.workers = [self._start(cpu) for cpu in cpus]
         self.turn = 0
 
-    def _start(self) -> _Worker:
+    def _start(self, cpu: int | None) -> _Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        process = self.context.Process(target=_worker, args=(theirs, self.access_log))
+        process = self.context.Process(target=_worker, args=(theirs, self.access_log, cpu))
         process.start()
         theirs.close()
         ours.settimeout(HAND_OVER_TIMEOUT_S)
-        worker = _Worker(process, ours)
+        worker = _Worker(process, ours, cpu)
         self.selector.register(ours, selectors.EVENT_READ, worker)
         return worker
 
@@ -172,7 +187,7 @@ class _Supervisor:
                         worker.process.exitcode)  # fmt: skip
             self._forget(worker)
             worker.channel.close()
-            self.workers[i] = self._start()
+            self.workers[i] = self._start(worker.cpu)
         return None
 
     def stop(self) -> None:
@@ -184,9 +199,12 @@ class _Supervisor:
             worker.process.join(30)
 
 
-def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
-    """Run `workers` processes until SIGINT or SIGTERM; a worker that dies is replaced,
-    one that cannot start stops them all. Returns the exit code."""
+def run_workers(
+    host: str, port: int, workers: int, *, access_log: bool, pin_cpus: bool = True
+) -> int:
+    """Run `workers` processes until SIGINT or SIGTERM, each on a CPU of its own when
+    `pin_cpus` (see `worker_cpus`); a worker that dies is replaced, one that cannot start
+    stops them all. Returns the exit code."""
     listener = listen(host, port)  # fails here, once, when the port is taken
     listener.setblocking(False)
     # the workers' metrics go to files in one directory, so /metrics reports all of them;
@@ -204,7 +222,8 @@ def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
     signal.signal(signal.SIGINT, stop)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
-    supervisor = _Supervisor(workers, access_log, selector)
+    cpus = worker_cpus(workers) if pin_cpus else [None] * workers
+    supervisor = _Supervisor(cpus, access_log, selector)
     code, checked = 0, time.monotonic()
     try:
         while not stopping:

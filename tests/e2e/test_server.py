@@ -149,6 +149,10 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
     book = Ledger(ledger_url)
     assert book.count() == 40 + 1 and book.verify().ok
     book.close()
+    # with a CPU for each, each worker keeps to its own, its ledger writer thread included
+    if len(os.sched_getaffinity(0)) >= 2:
+        cpus = [_cpus_of(pid) for pid in set(pids)]
+        assert all(len(c) == 1 for c in cpus) and cpus[0] != cpus[1], cpus
     # whichever worker answers /metrics reports both workers' requests and decisions
     clients = [httpx.Client(base_url=base, timeout=30) for _ in range(2)]
     try:
@@ -162,6 +166,11 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
         assert samples[("agricredit_requests_total", "/v1/score", "200")] == 80
         assert samples[("agricredit_decisions_total", None, None)] == 40 + 1
         assert samples[("agricredit_model_version", "pids", None)] == set(scrapes)
+
+
+def _cpus_of(pid: int) -> set[int]:
+    """The CPUs any thread of the process may run on."""
+    return set().union(*(os.sched_getaffinity(int(t)) for t in os.listdir(f"/proc/{pid}/task")))
 
 
 def _samples(text: str) -> dict:
