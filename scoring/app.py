@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -81,7 +82,7 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:  # the HTTP parser holds the client to what it declared
             if length.isdigit() and int(length) > limit:
-                return await self._refuse(send, limit)
+                return await self._refuse(scope, send, limit)
             return await self.app(scope, receive, send)
         # A body of unknown length (chunked) is read here first: refused while a handler
         # reads it, it would become that handler's error (FastAPI answers 400, not 413).
@@ -93,16 +94,22 @@ class BodyLimit:
                 break
             seen += len(message.get("body", b""))
             if seen > limit:
-                return await self._refuse(send, limit)
+                return await self._refuse(scope, send, limit)
             if not message.get("more_body", False):
                 break
         return await self.app(scope, replay(messages, receive), send)
 
     @staticmethod
-    async def _refuse(send, limit: int) -> None:
-        body = (
-            b'{"title":"Request body too large","status":413,"code":"body_too_large",'
-            b'"detail":"send at most %d bytes"}' % limit
+    async def _refuse(scope, send, limit: int) -> None:
+        request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
+        body = orjson.dumps(
+            problem(
+                413,
+                "Request body too large",
+                f"send at most {limit} bytes",
+                "body_too_large",
+                request_id,
+            )
         )
         await send(
             {
@@ -124,8 +131,8 @@ class Observe:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or ids.request_id()
+        sent = next((v for n, v in scope.get("headers") or [] if n == b"x-request-id"), None)
+        request_id = ids.request_id(sent)  # the first of repeated headers, as the fast path
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

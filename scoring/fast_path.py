@@ -56,7 +56,7 @@ class ScoreFastPath:
             body += message.get("body", b"")
             if not message.get("more_body", False) or len(body) > self.limit:
                 break
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or ids.request_id()
+        request_id = ids.request_id(headers.get(b"x-request-id"))
         status, answer = 200, None
         if messages[-1]["type"] == "http.request" and len(body) <= self.limit:
             try:

@@ -17,9 +17,9 @@ import uuid
 _draw = random.Random()  # seeded from os.urandom
 
 
-def request_id() -> str:
-    """32 hex digits."""
-    return f"{_draw.getrandbits(128):032x}"
+def request_id(sent: bytes | None = None) -> str:
+    """The id the client sent (its X-Request-Id header), or 32 new hex digits."""
+    return (sent or b"").decode("latin-1") or f"{_draw.getrandbits(128):032x}"
 
 
 def application_id() -> str:

@@ -42,8 +42,9 @@ class SingleRowPredictor:
     up once per booster and kind of output.
 
     `Booster.predict` parses its parameters and builds a predictor on every call: about
-    35 us before the first tree is walked, more than a whole row costs here (6 us for a
-    raw score, 57 us for contributions, on the demo model). A decision batch is a few
+    17 us before the first tree is walked, more than a whole raw score costs here (5.7 us
+    for one row; contributions 46 us, against 22 and 63 us through `Booster.predict`, on
+    the demo model; docs/scoring.md). A decision batch is a few
     rows, so the service predicts them through this. One call at a time per instance (the
     API keeps its row buffer in the handle): a caller that finds it busy gets None and
     uses `Booster.predict`.
@@ -145,14 +146,18 @@ class ModelBundle:
     def _contribution_rows(self) -> SingleRowPredictor:
         return SingleRowPredictor(self.booster, contributions=True)
 
-    def raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Raw log-odds of default."""
+    def _predict(self, rows, single: str, **kind) -> np.ndarray:
+        # a few rows through the single-row predictor `single` names, unless it is busy
         x = self._x(rows)
         if len(x) <= SINGLE_ROW_MAX:
-            out = self._raw_rows.predict(x)
+            out = getattr(self, single).predict(x)
             if out is not None:
-                return out[:, 0]
-        return self.booster.predict(x, raw_score=True, num_threads=1)
+                return out
+        return self.booster.predict(x, num_threads=1, **kind).reshape(len(x), -1)
+
+    def raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Raw log-odds of default."""
+        return self._predict(rows, "_raw_rows", raw_score=True)[:, 0]
 
     def predict_pd(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated probability of default."""
@@ -160,12 +165,7 @@ class ModelBundle:
 
     def contributions(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per-feature contributions to the raw score; the last column is the expected value."""
-        x = self._x(rows)
-        if len(x) <= SINGLE_ROW_MAX:
-            out = self._contribution_rows.predict(x)
-            if out is not None:
-                return out
-        return self.booster.predict(x, pred_contrib=True, num_threads=1)
+        return self._predict(rows, "_contribution_rows", pred_contrib=True)
 
 
 def write_bundle(

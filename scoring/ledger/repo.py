@@ -157,6 +157,18 @@ class _Statements:
             )
         return sql
 
+    def claims(self, cursor, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+        """The stored (request_hash, decision_id) of each (key_id, idempotency_key) pair
+        that has a claim, in as few statements as the parameter limit allows."""
+        found: dict[tuple[str, str], tuple] = {}
+        step = self.ROWS_PER_STATEMENT
+        for start in range(0, len(pairs), step):
+            part = pairs[start : start + step]
+            cursor.execute(self.claimed_many(len(part)), [v for pair in part for v in pair])
+            for key_id, idempotency_key, request_hash, decision_id in cursor.fetchall():
+                found[(key_id, idempotency_key)] = (request_hash, decision_id)
+        return found
+
     def insert(self, table: str, columns: list[str], n: int) -> str:
         """INSERT of n rows in one statement."""
         sql = self._cache.get((table, n))
@@ -403,13 +415,9 @@ class Ledger:
             cursor.execute(sql.pg_lock, (_PG_LOCK,))
         else:
             cursor.execute("BEGIN IMMEDIATE")
-        known: dict[tuple[str, str], tuple[str, str]] = {}
-        asked = sorted({(j.key_id, j.idempotency_key) for j in batch if j.idempotency_key})
-        for start in range(0, len(asked), sql.ROWS_PER_STATEMENT):
-            part = asked[start : start + sql.ROWS_PER_STATEMENT]
-            cursor.execute(sql.claimed_many(len(part)), [v for pair in part for v in pair])
-            for key_id, idempotency_key, request_hash, decision_id in cursor.fetchall():
-                known[(key_id, idempotency_key)] = (request_hash, decision_id)
+        known = sql.claims(
+            cursor, sorted({(j.key_id, j.idempotency_key) for j in batch if j.idempotency_key})
+        )
         cursor.execute(sql.head)
         head = cursor.fetchone()
         chain = _Chain(head[0] if head else GENESIS)
@@ -474,17 +482,11 @@ class Ledger:
         Every decision asks this, so it is prepared SQL on a connection the calling
         thread keeps, not a pooled SQLAlchemy statement.
         """
-        sql = self._sql
         pairs = sorted({(key_id, ident) for key_id, ident, _ in requests})
-        found: dict[tuple[str, str], tuple[str, str]] = {}
         conn = self._lookup_connection()
         cursor = conn.cursor()
         try:
-            for start in range(0, len(pairs), sql.ROWS_PER_STATEMENT):
-                part = pairs[start : start + sql.ROWS_PER_STATEMENT]
-                cursor.execute(sql.claimed_many(len(part)), [v for pair in part for v in pair])
-                for key_id, ident, request_hash, decision_id in cursor.fetchall():
-                    found[(key_id, ident)] = (request_hash, decision_id)
+            found = self._sql.claims(cursor, pairs)
         finally:
             cursor.close()
         if not self._postgres:

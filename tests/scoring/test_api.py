@@ -347,6 +347,10 @@ def test_a_body_over_the_limit_is_refused_whether_or_not_it_says_its_length(clie
     chunked = client.post("/v1/score", content=iter([raw[:1000], raw[1000:]]), headers=headers)
 
     assert declared.status_code == chunked.status_code == 413, chunked.text
+    for refused in (declared, chunked):
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "body_too_large"
+        assert refused.json()["request_id"] == refused.headers["x-request-id"]
     assert state.metrics.fast_path._value.get() == 0
     assert state.ledger.count() == 0
 

@@ -30,3 +30,8 @@ def test_request_and_application_ids_have_their_shapes_and_do_not_repeat():
     assert len(requests) == len(applications) == 10_000
     assert all(re.fullmatch(r"[0-9a-f]{32}", r) for r in requests)
     assert all(re.fullmatch(r"APP-[0-9a-f]{12}", a) for a in applications)
+
+
+def test_a_request_id_the_client_sent_is_kept():
+    assert ids.request_id(b"lender-req-7") == "lender-req-7"
+    assert re.fullmatch(r"[0-9a-f]{32}", ids.request_id(b""))
