@@ -111,6 +111,12 @@ def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, sou
 def two_workers(served, tmp_path):
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with running_server(served.world, served.training, ledger_url, tmp_path, workers=2) as running:
+        # /readyz answers once one worker serves; until the other has loaded its model, the
+        # supervisor deals every connection to the first
+        deadline = time.monotonic() + 90
+        while len(set(_workers_of(running[0], 2))) < 2:
+            assert time.monotonic() < deadline, "the second worker never became ready"
+            time.sleep(0.2)
         yield running
 
 
