@@ -11,9 +11,15 @@ requests per second of each (the median of `--repeats` load runs on one server),
 CPU each server's processes used per answer, measured in the same run, and checks that the
 ledger holds a row for every answered decision. The largest worker count is run a second
 time with the score fast path off (AGRICREDIT_SCORE_FAST_PATH=false: FastAPI handles every
-request), and each of ours reports its mean decision batch (one worker's /metrics).
+request), and each of ours reports its mean decision batch (from /metrics).
 
-    python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8] [--workers 1 2]
+The first `--concurrency` is the reference load (the p99 target is stated at 8 clients);
+the largest worker count and mlflow are also driven at every other one, the same loads
+for both, so each server's throughput is also read where it saturates: ours as the most
+requests/s with p99 under P99_TARGET_MS, mlflow's as its most at any load (it exceeds
+that p99 at every load). The sweep is plotted to benchmarks/results/serve_load.png.
+
+    python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8 16 24] [--workers 1 2]
                                      [--repeats 3]
 """
 
@@ -39,6 +45,8 @@ from timing import tree_cpu_seconds
 
 BIN = Path(sys.executable).parent
 WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
+PLOT = Path(__file__).parent / "results" / "serve_load.png"
+P99_TARGET_MS = 15.0  # a decision's p99 bound (issue: at 8 concurrent clients)
 
 
 def free_port() -> int:
@@ -120,10 +128,11 @@ def ledger_rows(env: dict) -> int:
 
 
 def ours(
-    args, workers: int, bodies: Path, tmp: Path, *, fast_path: bool = True
-) -> tuple[Load, Load, float]:
-    """The full decision, the same server's /healthz (the framework with no work) and the
-    mean number of applications decided together."""
+    args, workers: int, bodies: Path, tmp: Path, *, fast_path: bool, loads: list[int]
+) -> tuple[dict[int, Load], Load, dict[int, float]]:
+    """The full decision at each load (connections), the same server's /healthz at the first
+    (the framework with no work) and the mean number of applications decided together at
+    each load."""
     env = os.environ | {
         "AGRICREDIT_DATA_DIR": str(args.data),
         "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}-{fast_path}.db'}",
@@ -140,33 +149,45 @@ def ours(
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    by_load: dict[int, Load] = {}
+    batches: dict[int, float] = {}
     try:
         wait_ready(f"{url}/readyz", proc)
-        drive(url, "/v1/score", bodies, key=key, concurrency=args.concurrency, seconds=2)
+        drive(url, "/v1/score", bodies, key=key, concurrency=loads[0], seconds=2)
         time.sleep(1)  # the warm-up's last answers land before the count
-        runs = []
-        for _ in range(args.repeats):
-            before = ledger_rows(env)
-            run = drive(
-                url, "/v1/score", bodies, key=key, concurrency=args.concurrency,
-                seconds=args.seconds, server=proc.pid,
-            )  # fmt: skip
-            time.sleep(1)
-            written = ledger_rows(env) - before
-            # wrk stops counting at the deadline; answers in flight then were written too
-            if not run.requests <= written <= run.requests + args.concurrency:
-                raise RuntimeError(f"{run.requests} decisions answered but {written} ledger rows")
-            runs.append(run)
-        load = median_run(runs)
-        batch = mean_batch(httpx.get(f"{url}/metrics").text)
+        for connections in loads:
+            batched = batch_totals(httpx.get(f"{url}/metrics").text)
+            runs = []
+            for _ in range(args.repeats):
+                before = ledger_rows(env)
+                run = drive(
+                    url, "/v1/score", bodies, key=key, concurrency=connections,
+                    seconds=args.seconds, server=proc.pid,
+                )  # fmt: skip
+                time.sleep(1)
+                written = ledger_rows(env) - before
+                # wrk stops counting at the deadline; answers in flight then were written too
+                if not run.requests <= written <= run.requests + connections:
+                    raise RuntimeError(
+                        f"{run.requests} decisions answered but {written} ledger rows"
+                    )
+                runs.append(run)
+            by_load[connections] = median_run(runs)
+            total, count = (
+                b - a
+                for a, b in zip(
+                    batched, batch_totals(httpx.get(f"{url}/metrics").text), strict=True
+                )
+            )
+            batches[connections] = total / count if count else 0.0
         floor = drive(
-            url, "/healthz", bodies, key="", concurrency=args.concurrency,
+            url, "/healthz", bodies, key="", concurrency=loads[0],
             seconds=args.seconds, method="GET",
         )  # fmt: skip
     finally:
         proc.terminate()
         proc.wait()
-    return load, floor, batch
+    return by_load, floor, batches
 
 
 def median_run(runs: list[Load]) -> Load:
@@ -174,22 +195,60 @@ def median_run(runs: list[Load]) -> Load:
     return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
 
 
-def mean_batch(metrics: str) -> float:
-    """Applications per decision batch, from the Prometheus text of the worker that answered
-    (each worker keeps its own counters)."""
+def batch_totals(metrics: str) -> tuple[float, float]:
+    """Applications decided and decision batches so far, over every worker (/metrics)."""
     values = {
         line.split()[0]: float(line.split()[1])
         for line in metrics.splitlines()
         if line.startswith("agricredit_decision_batch_size_")
     }
-    count = values.get("agricredit_decision_batch_size_count", 0.0)
-    return values.get("agricredit_decision_batch_size_sum", 0.0) / count if count else 0.0
+    return (
+        values.get("agricredit_decision_batch_size_sum", 0.0),
+        values.get("agricredit_decision_batch_size_count", 0.0),
+    )
+
+
+def capacity(loads: dict[int, Load], *, p99_bound_ms: float | None) -> tuple[int, Load] | None:
+    """The load (connections) with the most requests/s, among those whose p99 is within
+    the bound when one is given; None when none is."""
+    within = {
+        c: load for c, load in loads.items() if p99_bound_ms is None or load.p99_ms <= p99_bound_ms
+    }
+    return max(within.items(), key=lambda item: item[1].rps) if within else None
+
+
+def plot(ours_by_load: dict[int, Load], theirs_by_load: dict[int, Load], name: str) -> None:
+    """Requests/s and p99 against connections, both servers, with the p99 target."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    rate, tail = fig.subplots(1, 2)
+    for label, loads, style in (
+        (name, ours_by_load, "o-"),
+        ("mlflow models serve (bare prediction)", theirs_by_load, "s--"),
+    ):
+        connections = sorted(loads)
+        rate.plot(connections, [loads[c].rps for c in connections], style, label=label)
+        tail.plot(connections, [loads[c].p99_ms for c in connections], style, label=label)
+    rate.set(xlabel="concurrent connections", ylabel="requests/s", yscale="log",
+             title="throughput")  # fmt: skip
+    tail.axhline(P99_TARGET_MS, color="grey", linewidth=1, label=f"{P99_TARGET_MS:g} ms target")
+    tail.set(xlabel="concurrent connections", ylabel="p99 latency (ms)", yscale="log",
+             title="tail latency")  # fmt: skip
+    for ax in (rate, tail):
+        ax.set_xticks(sorted(ours_by_load))
+        ax.legend(fontsize=8)
+    PLOT.parent.mkdir(exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[8, 16, 24],
+        help="connections; the first is the reference load, the rest the sweep",
+    )  # fmt: skip
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3, help="load runs per server; median")
@@ -214,29 +273,67 @@ def main() -> None:
             for r in snap.itertuples()
         )
     )
-    setups = [(w, True) for w in args.workers] + [(max(args.workers), False)]
-    results = {setup: ours(args, setup[0], bodies, tmp, fast_path=setup[1]) for setup in setups}
-    theirs = peer(args, tmp)
+    loads = args.concurrency
+    top = max(args.workers)
+    setups = [(w, True) for w in args.workers] + [(top, False)]
+    results = {
+        (w, fast): ours(
+            args,
+            w,
+            bodies,
+            tmp,
+            fast_path=fast,
+            loads=loads if (w, fast) == (top, True) else loads[:1],
+        )
+        for w, fast in setups
+    }
+    theirs = peer(args, tmp, loads)
+    reference = loads[0]
     print(
-        f"{args.seconds} s of load, {args.concurrency} concurrent connections (wrk, one "
+        f"{args.seconds} s of load, {reference} concurrent connections (wrk, one "
         f"thread), loopback, {len(snap)} distinct applications; the median of "
         f"{args.repeats} runs per server by requests/s"
     )
-    for (workers, fast_path), (load, floor, batch) in results.items():
+    for (workers, fast_path), (by_load, floor, batches) in results.items():
         name = f"{workers} worker(s){'' if fast_path else ', route only'}"
-        print(load.line(f"agricredit /v1/score, {name}") + f"  batch {batch:.1f}")
+        line = by_load[reference].line(f"agricredit /v1/score, {name}")
+        print(line + f"  batch {batches[reference]:.1f}")
         print(floor.line(f"  same server, GET /healthz (no work), {workers}"))
-    print(theirs.line("mlflow models serve (bare prediction)"))
-    for (workers, fast_path), (load, floor, _) in results.items():
+    print(theirs[reference].line("mlflow models serve (bare prediction)"))
+    for (workers, fast_path), (by_load, floor, _) in results.items():
         name = f"{workers} worker(s){'' if fast_path else ', route only'}"
         print(
-            f"  {name}: /v1/score {load.rps / theirs.rps:.1f}x mlflow's requests/s;"
-            f" an empty route {floor.rps / theirs.rps:.1f}x"
+            f"  {name}: /v1/score {by_load[reference].rps / theirs[reference].rps:.1f}x mlflow's"
+            f" requests/s; an empty route {floor.rps / theirs[reference].rps:.1f}x"
         )
+    if len(loads) == 1:
+        return
+    swept, _, batches = results[(top, True)]
+    print(f"\nby load: agricredit /v1/score with {top} worker(s) against mlflow, same loads")
+    for c in loads:
+        print(
+            swept[c].line(f"{c:3d} connections: agricredit") + f"  batch {batches[c]:.1f}\n"
+            + theirs[c].line(f"{c:3d} connections: mlflow")
+            + f"\n      {swept[c].rps / theirs[c].rps:.1f}x mlflow's requests/s"
+        )  # fmt: skip
+    best = capacity(swept, p99_bound_ms=P99_TARGET_MS)
+    peak_c, peak = capacity(theirs, p99_bound_ms=None)
+    if best is None:
+        print(f"\nno load kept agricredit's p99 under {P99_TARGET_MS:g} ms")
+    else:
+        c, load = best
+        print(
+            f"\nthroughput where each saturates: agricredit {load.rps:,.0f} req/s at {c}"
+            f" connections (p99 {load.p99_ms:.2f} ms, under {P99_TARGET_MS:g} ms); mlflow"
+            f" {peak.rps:,.0f} at {peak_c} (p99 {peak.p99_ms:.2f} ms): {load.rps / peak.rps:.1f}x"
+        )
+    plot(swept, theirs, f"agricredit /v1/score, {top} worker(s)")
+    print(f"plotted to {PLOT}")
 
 
-def peer(args, tmp: Path) -> Load:
-    """The champion booster logged as an MLflow LightGBM model, served by mlflow."""
+def peer(args, tmp: Path, loads: list[int]) -> dict[int, Load]:
+    """The champion booster logged as an MLflow LightGBM model, served by mlflow, at each
+    load (connections)."""
     import mlflow
     import mlflow.lightgbm
 
@@ -270,15 +367,18 @@ def peer(args, tmp: Path) -> Load:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{url}/ping", proc)
-        drive(url, "/invocations", bodies, key="", concurrency=args.concurrency, seconds=2)
-        runs = []
-        for _ in range(args.repeats):
-            run = drive(
-                url, "/invocations", bodies, key="", concurrency=args.concurrency,
-                seconds=args.seconds, server=proc.pid,
-            )  # fmt: skip
-            runs.append(run)
-        return median_run(runs)
+        drive(url, "/invocations", bodies, key="", concurrency=loads[0], seconds=2)
+        by_load = {}
+        for connections in loads:
+            runs = []
+            for _ in range(args.repeats):
+                run = drive(
+                    url, "/invocations", bodies, key="", concurrency=connections,
+                    seconds=args.seconds, server=proc.pid,
+                )  # fmt: skip
+                runs.append(run)
+            by_load[connections] = median_run(runs)
+        return by_load
     finally:
         proc.terminate()
         proc.wait()
