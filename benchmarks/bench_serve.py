@@ -19,7 +19,7 @@ for both, so each server's throughput is also read where it saturates: ours as t
 requests/s with p99 under P99_TARGET_MS, mlflow's as its most at any load (it exceeds
 that p99 at every load). The sweep is plotted to benchmarks/results/serve_load.png.
 
-    python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8 16 24] [--workers 1 2]
+    python benchmarks/bench_serve.py [--seconds 10] [--concurrency 8 16 24 32] [--workers 1 2]
                                      [--repeats 3]
 """
 
@@ -246,7 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument(
-        "--concurrency", type=int, nargs="+", default=[8, 16, 24],
+        "--concurrency", type=int, nargs="+", default=[8, 16, 24, 32],
         help="connections; the first is the reference load, the rest the sweep",
     )  # fmt: skip
     parser.add_argument("--data", type=Path, default=Path("data/world"))
