@@ -56,24 +56,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_workers(url: str, workers: int, seconds: float = 180) -> None:
-    """Until every worker serves: /readyz answers once the first has loaded its model, and
-    until the others have, the supervisor deals every connection to it."""
-    deadline = time.monotonic() + seconds
-    while True:
-        clients = [httpx.Client(base_url=url, timeout=5) for _ in range(workers)]
-        try:
-            seen = {client.get("/healthz").json()["worker"] for client in clients}
-        finally:
-            for client in clients:
-                client.close()
-        if len(seen) == workers:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url}: {len(seen)} of {workers} workers serving")
-        time.sleep(0.2)
-
-
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -172,7 +154,6 @@ def ours(
     batches: dict[int, float] = {}
     try:
         wait_ready(f"{url}/readyz", proc)
-        wait_workers(url, workers)
         drive(url, "/v1/score", bodies, key=key, concurrency=loads[0], seconds=2)
         time.sleep(1)  # the warm-up's last answers land before the count
         for connections in loads:

@@ -221,15 +221,21 @@ def run_workers(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ)
     cpus = worker_cpus(workers) if pin_cpus else [None] * workers
     supervisor = _Supervisor(cpus, access_log, selector)
+    # Connections wait in the backlog until every worker has started: the first to be ready
+    # would otherwise be dealt every connection opened meanwhile, and keep-alive ones stay
+    # where they were dealt (a client pool opened at start-up would use one worker only).
+    listening = False
     code, checked = 0, time.monotonic()
     try:
         while not stopping:
             for ready, _events in selector.select(CHECK_EVERY_S):
                 if ready.data is not None:
                     supervisor.heard(ready.data)
+                    if not listening and all(w.ready for w in supervisor.workers):
+                        selector.register(listener, selectors.EVENT_READ)
+                        listening = True
                     continue
                 while True:
                     try:
