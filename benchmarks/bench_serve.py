@@ -27,6 +27,7 @@ benchmarks/results/serve_load.png.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,31 +158,30 @@ def ours(
         wait_ready(f"{url}/readyz", proc)
         drive(url, "/v1/score", bodies, key=key, concurrency=loads[0], seconds=2)
         time.sleep(1)  # the warm-up's last answers land before the count
+
+        def counted(connections: int) -> Load:
+            """One load run, checked against the ledger's new rows."""
+            before = ledger_rows(env)
+            run = drive(
+                url, "/v1/score", bodies, key=key, concurrency=connections,
+                seconds=args.seconds, server=proc.pid,
+            )  # fmt: skip
+            time.sleep(1)
+            written = ledger_rows(env) - before
+            # wrk stops counting at the deadline; answers in flight then were written too
+            if not run.requests <= written <= run.requests + connections:
+                raise RuntimeError(f"{run.requests} decisions answered but {written} ledger rows")
+            return run
+
         for connections in loads:
-            batched = batch_totals(httpx.get(f"{url}/metrics").text)
-            runs = []
-            for _ in range(args.repeats):
-                before = ledger_rows(env)
-                run = drive(
-                    url, "/v1/score", bodies, key=key, concurrency=connections,
-                    seconds=args.seconds, server=proc.pid,
-                )  # fmt: skip
-                time.sleep(1)
-                written = ledger_rows(env) - before
-                # wrk stops counting at the deadline; answers in flight then were written too
-                if not run.requests <= written <= run.requests + connections:
-                    raise RuntimeError(
-                        f"{run.requests} decisions answered but {written} ledger rows"
-                    )
-                runs.append(run)
-            by_load[connections] = median_run(runs)
-            total, count = (
-                b - a
-                for a, b in zip(
-                    batched, batch_totals(httpx.get(f"{url}/metrics").text), strict=True
-                )
+            decided, batched = batch_totals(httpx.get(f"{url}/metrics").text)
+            by_load[connections] = median_of(args.repeats, functools.partial(counted, connections))
+            decided_after, batched_after = batch_totals(httpx.get(f"{url}/metrics").text)
+            batches[connections] = (
+                (decided_after - decided) / (batched_after - batched)
+                if batched_after > batched
+                else 0.0
             )
-            batches[connections] = total / count if count else 0.0
         floor = drive(
             url, "/healthz", bodies, key="", concurrency=loads[0],
             seconds=args.seconds, method="GET",
@@ -191,9 +192,9 @@ def ours(
     return by_load, floor, batches
 
 
-def median_run(runs: list[Load]) -> Load:
-    """The run with the median requests/s (its latencies are reported with it)."""
-    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+def median_of(repeats: int, run: Callable[[], Load]) -> Load:
+    """The run with the median requests/s of `repeats` runs (its latencies with it)."""
+    return sorted((run() for _ in range(repeats)), key=lambda r: r.rps)[repeats // 2]
 
 
 def batch_totals(metrics: str) -> tuple[float, float]:
@@ -369,17 +370,17 @@ def peer(args, tmp: Path, loads: list[int]) -> dict[int, Load]:
     try:
         wait_ready(f"{url}/ping", proc)
         drive(url, "/invocations", bodies, key="", concurrency=loads[0], seconds=2)
-        by_load = {}
-        for connections in loads:
-            runs = []
-            for _ in range(args.repeats):
-                run = drive(
-                    url, "/invocations", bodies, key="", concurrency=connections,
-                    seconds=args.seconds, server=proc.pid,
-                )  # fmt: skip
-                runs.append(run)
-            by_load[connections] = median_run(runs)
-        return by_load
+
+        def drive_peer(connections: int) -> Load:
+            return drive(
+                url, "/invocations", bodies, key="", concurrency=connections,
+                seconds=args.seconds, server=proc.pid,
+            )  # fmt: skip
+
+        return {
+            connections: median_of(args.repeats, functools.partial(drive_peer, connections))
+            for connections in loads
+        }
     finally:
         proc.terminate()
         proc.wait()
