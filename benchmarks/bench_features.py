@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 from timing import timed
 
-from features.build import loan_applications, snapshot_applications, write_feature_store
+from features.assembly import loan_applications, snapshot_applications
+from features.feature_store import write_feature_store
 from features.orders import build_order_features
 
 DAY = pd.Timedelta(days=1)

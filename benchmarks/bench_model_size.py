@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from timing import timed
 
-from features.build import TRAINING_FILE
+from features.feature_store import TRAINING_FILE
 from training.dataset import labelled, split_out_of_time, xy
 from training.model import LightGBMSettings
 from training.pipeline import train_model

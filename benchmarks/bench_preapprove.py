@@ -78,7 +78,7 @@ def preapprove(client: httpx.Client, coop: str, contract: str, members: list[str
 
 
 def run_world(world: Path, cases: list[tuple[str, int | None]], repeats: int) -> None:
-    from scoring.feature_source import FeatureSource
+    from scoring.decide.data import FeatureSource
 
     source = FeatureSource.load(world)
     c = source.inputs.contracts

@@ -25,7 +25,7 @@ from bench_features import world
 
 BUILD = """
 import sys
-from features.build import write_feature_store
+from features.feature_store import write_feature_store
 workers = int(sys.argv[3])
 if workers == 0:
     write_feature_store(sys.argv[1], out=sys.argv[2])

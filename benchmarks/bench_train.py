@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from timing import timed
 
-from features.build import MANIFEST_FILE, TRAINING_FILE, write_feature_store
+from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from training.dataset import labelled, select_features, split_out_of_time, xy
 from training.metrics import auc
 from training.model import LightGBMSettings

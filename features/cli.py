@@ -198,8 +198,8 @@ def build(
     """Write the field index series, the training matrix and the farmer snapshot."""
     import pandas as pd
 
-    from features.build import write_feature_store
     from features.cluster import dask_client
+    from features.feature_store import write_feature_store
 
     if as_of is not None:
         try:

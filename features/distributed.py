@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import Inputs, Reference, build_features, restrict_to_farmers
+from features.assembly import Inputs, Reference, build_features, restrict_to_farmers
 from features.satellite.series import SERIES_COLUMNS, build_index_series
 from features.satellite.zonal import FieldSet
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scoring.policy import DEFAULT_POLICY
+# the versioned policy shipped with the package (scoring/policies/)
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "v1.yaml"
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     clock: Literal["data", "now"] = "data"
     max_body_bytes: int = 64 * 1024
     # well-formed POST /v1/score requests skip the framework's request handling
-    # (scoring/fast_path.py); off, the route answers every request itself
+    # (scoring/api/fast_path.py); off, the route answers every request itself
     score_fast_path: bool = True
     # a co-op's member list may be long: its route alone takes bodies up to this size
     max_batch_body_bytes: int = 16 * 1024 * 1024

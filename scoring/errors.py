@@ -1,31 +1,7 @@
-"""Domain errors of the service and how each becomes an HTTP problem (RFC 9457)."""
+"""Domain errors of the service: each carries the HTTP status and stable code its problem
+answer gets (scoring/api/errors.py writes the answer)."""
 
 from __future__ import annotations
-
-PROBLEM = "application/problem+json"
-
-
-def problem(
-    status: int, title: str, detail: str, code: str, request_id: str, field: str | None = None
-) -> dict:
-    """The body of an error answer (RFC 9457), naming the request it answers."""
-    return {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "field": field,
-        "request_id": request_id,
-    }
-
-
-def internal_error(request_id: str) -> dict:
-    """What an unexpected failure answers: no detail beyond the request id to quote."""
-    return problem(
-        500, "Internal error", "the service failed; quote the request id", "internal_error",
-        request_id,
-    )  # fmt: skip
 
 
 class ServiceError(Exception):

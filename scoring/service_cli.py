@@ -48,14 +48,14 @@ def serve(
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
-    from scoring.workers import run_workers
+    from scoring.workers import SERVED_APP, run_workers
 
     if data_dir is not None:
         os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
     if workers > 1:  # the supervisor deals connections to the workers in turn
         raise SystemExit(run_workers(host, port, workers, access_log=access_log, pin_cpus=pin_cpus))
     uvicorn.run(
-        "scoring.app:create_app",
+        SERVED_APP,
         factory=True,
         host=host,
         port=port,
@@ -88,11 +88,11 @@ def keys() -> None:
 @click.option("--name", default="", help="Who the key is for.")
 def create_key_command(role: str, coop_id: str | None, name: str) -> None:
     """Create a key and print it once; only its hash is stored."""
-    from scoring.auth import create_key
+    from scoring.ledger.keys import create_key
 
     try:
         with _ledger() as book:
-            key_id, secret = create_key(book, role=role, name=name or role, coop_id=coop_id)
+            key_id, secret = create_key(book.keys, role=role, name=name or role, coop_id=coop_id)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     click.echo(f"key_id {key_id}\n{secret}\n(store the key now: it cannot be shown again)")
@@ -103,7 +103,7 @@ def create_key_command(role: str, coop_id: str | None, name: str) -> None:
 def revoke_key_command(key_id: str) -> None:
     """Revoke a key by its key_id."""
     with _ledger() as book:
-        revoked = book.revoke_key(key_id)
+        revoked = book.keys.revoke(key_id)
     if not revoked:
         click.echo(f"no active key {key_id}", err=True)
         raise SystemExit(1)
@@ -114,7 +114,7 @@ def revoke_key_command(key_id: str) -> None:
 def list_keys_command() -> None:
     """Keys with role, co-op and state (never the secret)."""
     with _ledger() as book:
-        rows = book.list_keys()
+        rows = book.keys.list()
     for k in rows:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
         click.echo(f"{k.key_id}  {k.role:<9} {k.coop_id or '-':<8} {k.name:<20} {state}")
@@ -172,15 +172,19 @@ def preapprove(
     from tqdm import tqdm
 
     from features.cluster import dask_client
-    from scoring.app import build_state
     from scoring.config import Settings
+    from scoring.decide.state import ServiceState
     from scoring.errors import ServiceError
-    from scoring.jobs import OPERATOR_KEY, JobStore, run_job
-    from scoring.preapproval import resolve_members, results_csv
+    from scoring.ledger.jobs import JobStore
+    from scoring.preapproval.members import results_csv
+    from scoring.preapproval.plan import resolve_members
+    from scoring.preapproval.runner import OPERATOR_KEY, run_job
+    from scoring.runtime import settle_after_loading
 
     settings = Settings(**({} if data_dir is None else {"data_dir": data_dir}))
     listed = None if members_file is None else _read_members(members_file)
-    state = build_state(settings)
+    state = ServiceState.build(settings)
+    settle_after_loading()
     try:
         chosen, _ = resolve_members(
             state.source, coop_id=coop_id, contract_id=contract_id, members=listed
@@ -233,7 +237,7 @@ def _read_members(path: Path):
     """Members from a CSV file, every problem named by row and column."""
     import csv
 
-    from scoring.preapproval import MemberRequest
+    from scoring.preapproval.plan import MemberRequest
 
     members, problems = [], []
     with path.open(newline="") as f:

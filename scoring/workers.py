@@ -30,12 +30,16 @@ import uvicorn
 from prometheus_client import multiprocess
 
 from scoring.metrics import MULTIPROCESS_DIR
+from scoring.runtime import pin_to_cpu, worker_cpus
 
 log = logging.getLogger(__name__)
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app could not start
 HAND_OVER_TIMEOUT_S = 5.0  # a worker that takes no connection for this long is skipped
 CHECK_EVERY_S = 0.2  # how often the supervisor looks for workers that exited
 READY = b"ready"  # a worker's one message to the supervisor, once it can serve
+# what every serving process runs; named, not imported: a worker pins itself to its CPU
+# before it imports the app (threads started by imports would keep every CPU)
+SERVED_APP = "scoring.served:served_app"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -91,22 +95,9 @@ class HandedServer(uvicorn.Server):
                 loop.create_task(loop.connect_accepted_socket(protocol, connection))
 
 
-def worker_cpus(workers: int) -> list[int | None]:
-    """The CPU each worker is pinned to: one each while there are enough (the worker's event
-    loop and its ledger writer thread then share that CPU's caches and hand the GIL to each
-    other there), none when there are more workers than CPUs."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if workers > len(cpus):
-        return [None] * workers
-    return cpus[:workers]
-
-
 def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
-    if cpu is not None:  # before any thread starts: threads take their creator's CPUs
-        os.sched_setaffinity(0, {cpu})
-    config = uvicorn.Config(
-        "scoring.app:create_app", factory=True, log_level="info", access_log=access_log
-    )
+    pin_to_cpu(cpu)  # before any thread starts
+    config = uvicorn.Config(SERVED_APP, factory=True, log_level="info", access_log=access_log)
     HandedServer(config, channel).run()
 
 

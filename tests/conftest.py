@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from features.build import Inputs, load_inputs
+from features.assembly import Inputs
+from features.feature_store import load_inputs, write_feature_store
 from features.simulate.params import WorldParams
 from features.simulate.world import WorldSummary, simulate_world
+from tests.factories import copy_world
 
 TINY = WorldParams(farmers=240, seasons=3, counties=2, seed=11)
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -56,3 +59,17 @@ def dask_client():
         Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny world with its features built (read-only)."""
+    world = copy_world(tiny_world, tmp_path_factory.mktemp("trained") / "world")
+    write_feature_store(world)
+    return world
+
+
+@pytest.fixture(scope="session")
+def tiny_matrix(tiny_features: Path) -> pd.DataFrame:
+    """The tiny world's training matrix."""
+    return pd.read_parquet(tiny_features / "features" / "training.parquet")

@@ -67,3 +67,10 @@ def make_vrt(path: Path, *bands: Path) -> Path:
         f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{xml}</VRTDataset>"
     )
     return path
+
+
+async def decide_request(batcher, body, key, idempotency_key: str | None) -> dict:
+    """A ScoreRequest through the batcher as the score route sends it."""
+    return await batcher.decide(
+        body.to_application(), request=body.model_dump(), key=key, idempotency_key=idempotency_key
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from features.build import MANIFEST_FILE, TRAINING_FILE, write_feature_store
+from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
 from training.config import get_training_settings
 from training.distributed import fit_lightgbm_dask

@@ -15,9 +15,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from features.build import write_feature_store
-from scoring.feature_source import FeatureSource
-from scoring.policy import DEFAULT_POLICY
+from features.feature_store import write_feature_store
+from scoring.config import DEFAULT_POLICY
+from scoring.decide.data import FeatureSource
 from tests.e2e.test_server import running_server
 from tests.factories import copy_world
 

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from scoring.auth import create_key
+from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
 from tests.scoring.conftest import fresh_postgres_url
 from tests.scoring.test_api import applications
@@ -40,8 +40,8 @@ def running_server(
     port = _free_port()
     book = Ledger(ledger_url)
     book.migrate()
-    _, lender = create_key(book, role="lender", name="e2e")
-    _, scientist = create_key(book, role="scientist", name="e2e")
+    _, lender = create_key(book.keys, role="lender", name="e2e")
+    _, scientist = create_key(book.keys, role="scientist", name="e2e")
     book.close()
     env = (
         os.environ

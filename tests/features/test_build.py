@@ -8,7 +8,7 @@ from dataclasses import replace
 import pandas as pd
 from click.testing import CliRunner
 
-from features.build import build_features, build_reference, snapshot_applications
+from features.assembly import build_features, build_reference, snapshot_applications
 from features.registry import FEATURE_NAMES
 from scoring.cli import main
 from tests.factories import copy_world
@@ -102,7 +102,7 @@ def test_farmer_without_shop_contract_or_clear_scene_gets_flags_not_a_crash(tiny
 
 
 def test_inputs_with_no_rows_at_all_give_missing_values_and_flags(tiny_inputs):
-    from features.build import restrict_to_farmers
+    from features.assembly import restrict_to_farmers
 
     empty = restrict_to_farmers(tiny_inputs, ["nobody"])
     apps = pd.DataFrame(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.build import SERIES_FILE, SNAPSHOT_FILE, TRAINING_FILE, write_feature_store
 from features.distributed import farmer_partition
+from features.feature_store import SERIES_FILE, SNAPSHOT_FILE, TRAINING_FILE, write_feature_store
 
 
 def test_cluster_build_equals_in_process_build(tiny_world, tmp_path, dask_client):

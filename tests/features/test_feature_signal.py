@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.build import build_reference, latest_event, load_inputs, training_matrix
+from features.assembly import build_reference, training_matrix
+from features.feature_store import latest_event, load_inputs
 from features.registry import SOURCES, features_of
 from features.report import directed_auc
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import build_reference, latest_event, training_matrix
+from features.assembly import build_reference, training_matrix
+from features.feature_store import latest_event
 from features.history import build_history_features
 
 

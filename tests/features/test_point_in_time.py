@@ -13,7 +13,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.build import (
+from features.assembly import (
     Inputs,
     build_features,
     build_reference,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from click.testing import CliRunner
 
-from features.build import build_features, build_reference, snapshot_applications
+from features.assembly import build_features, build_reference, snapshot_applications
 from features.registry import FEATURES, QUALITY_FLAGS, SOURCES, features_of, output_columns
 from scoring.cli import main
 

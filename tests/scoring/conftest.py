@@ -14,16 +14,16 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from features.build import write_feature_store
-from scoring.app import create_app
-from scoring.auth import create_key
+from features.feature_store import write_feature_store
+from scoring.api.app import create_app
 from scoring.config import Settings
-from scoring.feature_source import FeatureSource
+from scoring.decide.data import FeatureSource
+from scoring.decide.model_store import ModelStore
+from scoring.decide.policy import load_policy
+from scoring.decide.state import ServiceState
+from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
 from scoring.metrics import ServiceMetrics
-from scoring.model_store import ModelStore
-from scoring.policy import load_policy
-from scoring.state import ServiceState
 from tests.factories import copy_world
 from training.config import TrainingSettings
 from training.pipeline import train_model
@@ -120,5 +120,5 @@ def client(state: ServiceState) -> TestClient:
 
 def bearer(state: ServiceState, role: str = "lender", coop_id: str | None = None) -> dict:
     """Authorization header of a new key."""
-    _, secret = create_key(state.ledger, role=role, name=f"test {role}", coop_id=coop_id)
+    _, secret = create_key(state.ledger.keys, role=role, name=f"test {role}", coop_id=coop_id)
     return {"Authorization": f"Bearer {secret}"}

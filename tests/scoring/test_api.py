@@ -8,8 +8,9 @@ import os
 import pandas as pd
 import pytest
 
-from scoring.auth import create_key
-from scoring.feature_source import FeatureSource
+from scoring.decide.data import FeatureSource
+from scoring.ledger.keys import create_key
+from tests.factories import decide_request
 from tests.scoring.conftest import bearer
 
 
@@ -80,7 +81,7 @@ def test_same_idempotency_key_and_body_returns_the_stored_decision_once(client, 
 def test_a_retry_is_answered_from_the_ledger_without_deciding_again(
     client, state, body, monkeypatch
 ):
-    from scoring import decisions
+    from scoring.decide import batcher as decisions
 
     headers = bearer(state) | {"Idempotency-Key": "order-44"}
     first = client.post("/v1/score", json=body, headers=headers).json()
@@ -186,8 +187,8 @@ def test_keys_roles_and_revocation(client, state, body):
     )
     coop = bearer(state, "coop", coop_id="C000")
     assert client.post("/v1/score", json=body, headers=coop).status_code == 403
-    key_id, secret = create_key(state.ledger, role="lender", name="to revoke")
-    assert state.ledger.revoke_key(key_id)
+    key_id, secret = create_key(state.ledger.keys, role="lender", name="to revoke")
+    assert state.ledger.keys.revoke(key_id)
     revoked = client.post("/v1/score", json=body, headers={"Authorization": f"Bearer {secret}"})
     assert revoked.status_code == 401
 
@@ -237,9 +238,9 @@ def test_openapi_documents_every_route_with_a_working_example(client):
 
 
 def test_snapshot_shortcut_gives_the_same_features_as_building_them(source, served):
-    from features.build import build_features
+    from features.assembly import build_features
     from features.registry import ROW_COLUMNS
-    from scoring.engine import Application, InputLine, feature_rows
+    from scoring.decide.engine import Application, InputLine, feature_rows
 
     bodies = applications(source, served.world, 30)
     apps = [
@@ -281,7 +282,7 @@ def _decided(answer: dict) -> dict:
 def test_the_fast_path_and_the_route_answer_alike(state, source, served):
     from fastapi.testclient import TestClient
 
-    from scoring.app import create_app
+    from scoring.api.app import create_app
 
     route_only = state.settings.model_copy(update={"score_fast_path": False})
     bodies = [
@@ -387,11 +388,11 @@ def test_what_the_fast_path_does_not_decide_the_route_answers(client, state, bod
 def test_applications_decided_together_are_decided_as_if_alone(state, source, served):
     import asyncio
 
-    from scoring.decisions import DecisionBatcher
-    from scoring.schemas import ScoreRequest
+    from scoring.api.schemas import ScoreRequest
+    from scoring.decide.batcher import DecisionBatcher
 
-    _, secret = create_key(state.ledger, role="lender", name="batch")
-    key = state.ledger.find_key(secret)
+    _, secret = create_key(state.ledger.keys, role="lender", name="batch")
+    key = state.ledger.keys.find(secret)
     bodies = [
         ScoreRequest.model_validate(b | {"application_id": f"APP-{i}"})
         for i, b in enumerate(applications(source, served.world, 12))
@@ -399,11 +400,11 @@ def test_applications_decided_together_are_decided_as_if_alone(state, source, se
     batcher = DecisionBatcher(state)
 
     async def together() -> list[dict]:
-        waiting = (batcher.decide(b, key, f"t{i}") for i, b in enumerate(bodies))
+        waiting = (decide_request(batcher, b, key, f"t{i}") for i, b in enumerate(bodies))
         return await asyncio.gather(*waiting)
 
     async def alone() -> list[dict]:
-        return [await batcher.decide(b, key, f"a{i}") for i, b in enumerate(bodies)]
+        return [await decide_request(batcher, b, key, f"a{i}") for i, b in enumerate(bodies)]
 
     batched = asyncio.run(together())
     single = asyncio.run(alone())
@@ -422,11 +423,11 @@ def test_applications_arriving_during_a_commit_wait_for_it_and_go_as_one_batch(
     import fcntl
     from pathlib import Path
 
-    from scoring.decisions import DecisionBatcher
-    from scoring.schemas import ScoreRequest
+    from scoring.api.schemas import ScoreRequest
+    from scoring.decide.batcher import DecisionBatcher
 
-    _, secret = create_key(state.ledger, role="lender", name="batch")
-    key = state.ledger.find_key(secret)
+    _, secret = create_key(state.ledger.keys, role="lender", name="batch")
+    key = state.ledger.keys.find(secret)
     bodies = [ScoreRequest.model_validate(b) for b in applications(source, served.world, 6)]
     batcher = DecisionBatcher(state)
     sizes = state.metrics.batch_size
@@ -435,10 +436,10 @@ def test_applications_arriving_during_a_commit_wait_for_it_and_go_as_one_batch(
     async def scenario() -> list[dict]:
         with open(database.with_name(database.name + ".write-lock"), "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another worker's commit holds the ledger
-            first = asyncio.ensure_future(batcher.decide(bodies[0], key, "first"))
+            first = asyncio.ensure_future(decide_request(batcher, bodies[0], key, "first"))
             await asyncio.sleep(0.2)
             rest = [
-                asyncio.ensure_future(batcher.decide(b, key, f"later-{i}"))
+                asyncio.ensure_future(decide_request(batcher, b, key, f"later-{i}"))
                 for i, b in enumerate(bodies[1:])
             ]
             await asyncio.sleep(0.2)
@@ -460,11 +461,11 @@ def test_a_request_cancelled_while_it_waits_is_not_decided_and_the_rest_are(stat
     import fcntl
     from pathlib import Path
 
-    from scoring.decisions import DecisionBatcher
-    from scoring.schemas import ScoreRequest
+    from scoring.api.schemas import ScoreRequest
+    from scoring.decide.batcher import DecisionBatcher
 
-    _, secret = create_key(state.ledger, role="lender", name="batch")
-    key = state.ledger.find_key(secret)
+    _, secret = create_key(state.ledger.keys, role="lender", name="batch")
+    key = state.ledger.keys.find(secret)
     bodies = [ScoreRequest.model_validate(b) for b in applications(source, served.world, 4)]
     batcher = DecisionBatcher(state)
     database = Path(state.settings.ledger_url.removeprefix("sqlite:///"))
@@ -472,10 +473,10 @@ def test_a_request_cancelled_while_it_waits_is_not_decided_and_the_rest_are(stat
     async def scenario() -> list:
         with open(database.with_name(database.name + ".write-lock"), "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            first = asyncio.ensure_future(batcher.decide(bodies[0], key, "first"))
+            first = asyncio.ensure_future(decide_request(batcher, bodies[0], key, "first"))
             await asyncio.sleep(0.2)  # decided; its commit waits for the lock
             later = [
-                asyncio.ensure_future(batcher.decide(b, key, f"later-{i}"))
+                asyncio.ensure_future(decide_request(batcher, b, key, f"later-{i}"))
                 for i, b in enumerate(bodies[1:])
             ]
             await asyncio.sleep(0.05)
@@ -496,13 +497,13 @@ def test_a_batch_answers_its_retries_refuses_reused_keys_and_decides_the_rest(
 ):
     import asyncio
 
-    from scoring import decisions
-    from scoring.decisions import DecisionBatcher
+    from scoring.api.schemas import ScoreRequest
+    from scoring.decide import batcher as decisions
+    from scoring.decide.batcher import DecisionBatcher
     from scoring.errors import IdempotencyConflictError
-    from scoring.schemas import ScoreRequest
 
-    _, secret = create_key(state.ledger, role="lender", name="retries")
-    key = state.ledger.find_key(secret)
+    _, secret = create_key(state.ledger.keys, role="lender", name="retries")
+    key = state.ledger.keys.find(secret)
     first, second, new = (
         ScoreRequest.model_validate(b) for b in applications(source, served.world, 3)
     )
@@ -515,12 +516,15 @@ def test_a_batch_answers_its_retries_refuses_reused_keys_and_decides_the_rest(
         return evaluate(apps, **kwargs)
 
     async def scenario() -> tuple[list, list]:
-        recorded = [await batcher.decide(first, key, "a"), await batcher.decide(second, key, "b")]
+        recorded = [
+            await decide_request(batcher, first, key, "a"),
+            await decide_request(batcher, second, key, "b"),
+        ]
         decided.clear()
         together = [
-            batcher.decide(first, key, "a"),  # a retry
-            batcher.decide(first, key, "b"),  # key "b" again, with another body
-            batcher.decide(new, key, "c"),
+            decide_request(batcher, first, key, "a"),  # a retry
+            decide_request(batcher, first, key, "b"),  # key "b" again, with another body
+            decide_request(batcher, new, key, "c"),
         ]
         return recorded, await asyncio.wait_for(
             asyncio.gather(*together, return_exceptions=True), timeout=30

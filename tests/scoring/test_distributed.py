@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from scoring.jobs import JobStore, run_job
+from scoring.ledger.jobs import JobStore
+from scoring.preapproval.runner import run_job
 from tests.scoring.test_preapproval import coop_contracts, every_member_job
 
 

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from scoring.policy import DEFAULT_POLICY, Case, decide, load_policy
+from scoring.config import DEFAULT_POLICY
+from scoring.decide.policy import Case, decide, load_policy
 
 POLICY = load_policy()
 NOW = pd.Timestamp("2026-03-01T00:00Z")

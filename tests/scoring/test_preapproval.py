@@ -14,13 +14,15 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.app import create_app
-from scoring.jobs import JobRunner, JobStore, run_job
+from scoring.api.app import create_app
+from scoring.decide.model_store import ModelStore
+from scoring.decide.policy import load_policy
+from scoring.ledger.jobs import JobStore
 from scoring.ledger.repo import Ledger
 from scoring.ledger.tables import preapproval_jobs
-from scoring.model_store import ModelStore
-from scoring.policy import load_policy
-from scoring.preapproval import MemberRequest, evaluate_members, plan_preapproval
+from scoring.preapproval.members import evaluate_members
+from scoring.preapproval.plan import MemberRequest, plan_preapproval
+from scoring.preapproval.runner import JobRunner, run_job
 from tests.scoring.conftest import bearer, fresh_postgres_url
 
 
@@ -316,7 +318,7 @@ def test_member_limits_never_sum_above_the_contract_cap(data, source, model):
     )  # fmt: skip
 
     results = evaluate_members(
-        plan, plan.members, job_id="j", source=source, model=model.bundle, policy=policy
+        plan, plan.members, job_id="j", source=source, model=model.predictor, policy=policy
     )
 
     limits = [r.preapproved_minor for r in results]
@@ -367,10 +369,10 @@ def test_preapprove_command_writes_csv_and_names_bad_member_rows(
 
 
 def test_csv_of_an_unfinished_job_is_refused_with_its_progress(client, state, source, coop):
-    from scoring.auth import create_key
+    from scoring.ledger.keys import create_key
 
     coop_id = coop[0]
-    key_id, secret = create_key(state.ledger, role="lender", name="csv")
+    key_id, secret = create_key(state.ledger.keys, role="lender", name="csv")
     # leased to a worker that has not finished
     held = every_member_job(JobStore(state.ledger), source, coop, key_id=key_id)
     auth = {"Authorization": f"Bearer {secret}"}

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from scoring.app import create_app
+from scoring.api.app import create_app
 from tests.scoring.conftest import bearer
 
 EXAMPLES = settings(

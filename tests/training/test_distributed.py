@@ -13,7 +13,7 @@ from functools import partial
 import pandas as pd
 import pytest
 
-from features.build import write_feature_store
+from features.feature_store import write_feature_store
 from features.simulate.params import WorldParams
 from features.simulate.world import simulate_world
 from training.artifact import read_bundle, write_bundle

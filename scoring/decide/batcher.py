@@ -14,11 +14,16 @@ import functools
 from dataclasses import dataclass
 
 from scoring import ids
-from scoring.engine import Application, InputLine, Outcome, check_application, evaluate_applications
+from scoring.decide.engine import (
+    Application,
+    Outcome,
+    check_application,
+    evaluate_applications,
+)
+from scoring.decide.state import ServiceState
 from scoring.errors import ServiceError
-from scoring.ledger.repo import ApiKey, Entry
-from scoring.schemas import ScoreRequest
-from scoring.state import ServiceState
+from scoring.ledger.keys import ApiKey
+from scoring.ledger.writer import Entry
 
 
 def score_response(outcome: Outcome, *, decision_id: str, model, policy_version: str) -> dict:
@@ -69,9 +74,10 @@ class DecisionBatcher:
         self._committing = False  # a batch is with the ledger and not yet committed
 
     async def decide(
-        self, body: ScoreRequest, key: ApiKey, idempotency_key: str | None
-    ) -> dict:  # fmt: skip
-        """The decision on one application, recorded in the ledger before it returns.
+        self, app: Application, *, request: dict, key: ApiKey, idempotency_key: str | None
+    ) -> dict:
+        """The decision on one application, recorded in the ledger before it returns;
+        `request` is the body as sent (what a retry must repeat).
 
         A retry (same key, same body) gets the decision first recorded for it, without
         deciding again, whatever the data or the model say now; nothing new is written.
@@ -82,14 +88,6 @@ class DecisionBatcher:
                 before with another body. Nothing is written in either case.
         """
         state = self.state
-        request = body.model_dump()
-        app = Application(
-            application_id=body.application_id or ids.application_id(),
-            farmer_id=body.farmer_id,
-            contract_id=body.contract_id,
-            requested_minor=body.requested_minor,
-            lines=tuple(InputLine(i.supplier_id, i.item, i.amount_minor) for i in body.inputs),
-        )
         try:
             check_application(app, state.source)
         except ServiceError:
@@ -193,7 +191,7 @@ class DecisionBatcher:
         outcomes = evaluate_applications(
             [w.app for w in batch],
             source=state.source,
-            model=model.bundle,
+            model=model.predictor,
             policy=state.policy,
             as_of=state.as_of(),
         )

@@ -1,11 +1,12 @@
-"""The served model bundle: predictions through the single-row API equal LightGBM's own."""
+"""The serving predictor: predictions through the single-row API equal LightGBM's own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.artifact import SINGLE_ROW_MAX, read_bundle, write_bundle
+from scoring.decide.predictor import SINGLE_ROW_MAX, Predictor
+from training.artifact import read_bundle, write_bundle
 from training.pipeline import train_model
 
 
@@ -15,7 +16,7 @@ def bundle(tiny_matrix, tmp_path_factory):
     directory = tmp_path_factory.mktemp("bundle")
     write_bundle(directory, booster=model.booster, calibrator=model.calibrator,
                  scaler=model.scaler, features=model.features)  # fmt: skip
-    loaded = read_bundle(directory)
+    loaded = Predictor(read_bundle(directory))
     rows = tiny_matrix[loaded.feature_names].to_numpy(dtype=float, na_value=np.nan)
     return loaded, rows
 

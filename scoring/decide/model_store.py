@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from scoring.decide.predictor import Predictor
 from training.artifact import ModelBundle
 from training.config import TrainingSettings
 from training.registry import MODEL_NAME, get_client, load_version
@@ -16,6 +17,7 @@ class ServedModel:
     """A model version as served."""
 
     bundle: ModelBundle
+    predictor: Predictor  # the bundle as the service predicts with it
     name: str
     version: str
     run_id: str
@@ -40,7 +42,11 @@ class ModelStore:
         with self._lock:  # one reload at a time; readers keep the old one meanwhile
             loaded = load_version(get_client(self.settings), self.ref)
             served = ServedModel(
-                loaded.bundle, MODEL_NAME, str(loaded.version.version), loaded.version.run_id or ""
+                loaded.bundle,
+                Predictor(loaded.bundle),
+                MODEL_NAME,
+                str(loaded.version.version),
+                loaded.version.run_id or "",
             )
             self._current = served
             return served

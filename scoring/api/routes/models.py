@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from scoring.deps import ReaderDep, ScientistDep, StateDep
-from scoring.schemas import ChampionPublic
+from scoring.api.deps import ReaderDep, ScientistDep, StateDep
+from scoring.api.schemas import ChampionPublic
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from scoring.deps import DecisionsDep, LenderDep, StateDep
+from scoring.api.deps import DecisionsDep, LenderDep, StateDep
+from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, Problem, ScoreRequest, ScoreResponse
 from scoring.errors import NotFoundError
-from scoring.schemas import MAX_IDEMPOTENCY_KEY, Problem, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 413, 422)}
@@ -25,8 +25,11 @@ async def create_score(
     """Decide an input-loan application: approve, refer or decline, with the probability of
     default, limit, price, due date, payments to suppliers and up to four reasons."""
     # Runs on the event loop: applications arriving together are decided in one batch
-    # (scoring/decisions.py) and each awaits the ledger's group commit, holding no thread.
-    return JSONResponse(await decisions.decide(body, key, idempotency_key))
+    # (scoring/decide/batcher.py) and each awaits the ledger's group commit, holding no thread.
+    decided = await decisions.decide(
+        body.to_application(), request=body.model_dump(), key=key, idempotency_key=idempotency_key
+    )
+    return JSONResponse(decided)
 
 
 @router.get("/decisions/{decision_id}", response_model=ScoreResponse, responses=ERRORS)

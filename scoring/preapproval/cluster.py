@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scoring.decide.data import FeatureSource
+from scoring.decide.model_store import ModelStore
+from scoring.decide.policy import load_policy
+from scoring.preapproval.members import decide_chunk
+from training.config import get_training_settings
+
 _LOADED: dict[tuple, object] = {}  # per worker process: what earlier tasks loaded
 
 
@@ -18,11 +24,6 @@ def _cached(key: tuple, load):
 
 def _decide_on_worker(data_dir: str, policy_path: str, version: str, training, plan, part,
                       job_id: str, context: dict):  # fmt: skip
-    from scoring.feature_source import FeatureSource
-    from scoring.jobs import decide_chunk
-    from scoring.model_store import ModelStore
-    from scoring.policy import load_policy
-
     source = _cached(("data", data_dir), lambda: FeatureSource.load(Path(data_dir)))
     policy = _cached(("policy", policy_path), lambda: load_policy(policy_path))
     model = _cached(("model", version), lambda: ModelStore(version, training).load())
@@ -33,8 +34,6 @@ def _decide_on_worker(data_dir: str, policy_path: str, version: str, training, p
 
 def submit_chunks(client, state, model, plan, chunks: dict, *, job_id: str, context: dict):
     """A future per chunk (chunk number -> future of `decide_chunk`'s rows)."""
-    from training.config import get_training_settings
-
     shared = client.scatter(plan, broadcast=True)
     settings = state.settings
     # the registry the caller loaded its model from, not whatever a worker's env names

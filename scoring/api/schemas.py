@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scoring import ids
+from scoring.decide.engine import Application, InputLine
+
 MAX_AMOUNT = 10**12
 MAX_IDEMPOTENCY_KEY = 200  # characters; the ledger's idempotency_key column
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
@@ -51,6 +54,16 @@ class ScoreRequest(BaseModel):
     contract_id: str = Id
     requested_minor: int = Field(gt=0, le=MAX_AMOUNT)
     inputs: list[InputLinePublic] = Field(min_length=1, max_length=50)
+
+    def to_application(self) -> Application:
+        """The application as the engine takes it; an id is made when none was sent."""
+        return Application(
+            application_id=self.application_id or ids.application_id(),
+            farmer_id=self.farmer_id,
+            contract_id=self.contract_id,
+            requested_minor=self.requested_minor,
+            lines=tuple(InputLine(i.supplier_id, i.item, i.amount_minor) for i in self.inputs),
+        )
 
 
 class ReasonPublic(BaseModel):

@@ -15,7 +15,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_POLICY = Path(__file__).parent / "policies" / "v1.yaml"
+from scoring.config import DEFAULT_POLICY
+
 BANDS = ("A", "B", "C", "D", "E")
 
 

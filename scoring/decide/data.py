@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 
 from features.asof import before, instant_ns, to_ns
-from features.build import (
+from features.assembly import Inputs, Reference, build_reference
+from features.feature_store import (
     MANIFEST_FILE,
     SERIES_FILE,
     SNAPSHOT_FILE,
-    Inputs,
-    Reference,
-    build_reference,
     inputs_from_tables,
     latest_event,
     validated_tables,

@@ -23,9 +23,11 @@ import orjson
 from pydantic import ValidationError
 
 from scoring import ids
-from scoring.auth import authenticate
-from scoring.errors import PROBLEM, ServiceError, internal_error
-from scoring.schemas import MAX_IDEMPOTENCY_KEY, ScoreRequest
+from scoring.api.errors import PROBLEM, internal_error
+from scoring.api.middleware import read_body, replay
+from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, ScoreRequest
+from scoring.errors import ServiceError
+from scoring.ledger.keys import authenticate
 
 log = logging.getLogger(__name__)
 SCORE_PATH = "/v1/score"
@@ -47,25 +49,17 @@ class ScoreFastPath:
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.limit:
             return await framework(scope, receive, send)  # the stack refuses or reads it
-        messages, body = [], b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False) or len(body) > self.limit:
-                break
+        read = await read_body(receive, self.limit)
         request_id = ids.request_id(headers.get(b"x-request-id"))
         status, answer = 200, None
-        if messages[-1]["type"] == "http.request" and len(body) <= self.limit:
+        if read.complete:
             try:
-                answer = await self._answer(scope, headers, body)
+                answer = await self._answer(scope, headers, read.body)
             except Exception:  # the route's generic answer to what nobody foresaw
                 log.exception("request %s failed", request_id)
                 status, answer = 500, orjson.dumps(internal_error(request_id))
         if answer is None:
-            return await framework(scope, replay(messages, receive), send)
+            return await framework(scope, replay(read.messages, receive), send)
         await send(
             {
                 "type": "http.response.start",
@@ -97,28 +91,19 @@ class ScoreFastPath:
         authorization = headers.get(b"authorization")
         try:
             key = authenticate(
-                service.ledger,
+                service.ledger.keys,
                 authorization.decode("latin-1") if authorization is not None else None,
                 allowed=("lender",),
             )
             response = await app.state.decisions.decide(
-                request,
-                key,
-                idempotency_key.decode("latin-1") if idempotency_key is not None else None,
+                request.to_application(),
+                request=request.model_dump(),
+                key=key,
+                idempotency_key=(
+                    idempotency_key.decode("latin-1") if idempotency_key is not None else None
+                ),
             )
         except ServiceError:
             return None
         service.metrics.fast_path.inc()
         return orjson.dumps(response)
-
-
-def replay(messages: list[dict], receive):
-    """A receive that gives the messages already read, then the connection's own."""
-    pending = list(messages)
-
-    async def replayed() -> dict:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed

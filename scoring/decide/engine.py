@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from features.asof import DAY_NS, instant_ns
-from features.build import build_features
+from features.assembly import build_features
 from features.registry import FLAG_NAMES, ROW_COLUMNS
+from scoring.decide.data import FeatureSource
+from scoring.decide.policy import Case, Decision, Policy, decide
+from scoring.decide.predictor import Predictor
+from scoring.decide.reasons import MAX_REASONS, ModelReason, top_reasons
 from scoring.errors import InvalidApplicationError, NotFoundError
-from scoring.feature_source import FeatureSource
-from scoring.policy import Case, Decision, Policy, decide
-from scoring.reasons import MAX_REASONS, ModelReason, top_reasons
-from training.artifact import ModelBundle
 
 MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
 
@@ -246,7 +246,7 @@ def evaluate_applications(
     apps: list[Application],
     *,
     source: FeatureSource,
-    model: ModelBundle,
+    model: Predictor,
     policy: Policy,
     as_of: pd.Timestamp,
     reasons_for: str = "declined_or_referred",

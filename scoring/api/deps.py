@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from scoring.auth import authenticate
-from scoring.decisions import DecisionBatcher
-from scoring.ledger.repo import ApiKey
-from scoring.state import ServiceState
+from scoring.decide.batcher import DecisionBatcher
+from scoring.decide.state import ServiceState
+from scoring.ledger.keys import ApiKey, authenticate
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -32,7 +31,7 @@ def _role(*roles: str):
     async def dependency(  # async: no thread hop; a key is looked up at most every few s
         state: StateDep, authorization: Annotated[str | None, Header()] = None
     ) -> ApiKey:
-        return authenticate(state.ledger, authorization, allowed=roles)
+        return authenticate(state.ledger.keys, authorization, allowed=roles)
 
     return dependency
 

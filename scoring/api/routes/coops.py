@@ -11,12 +11,13 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from scoring.deps import CoopOrLenderDep, StateDep
+from scoring.api.deps import CoopOrLenderDep, StateDep
+from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, PreapprovalJob, PreapprovalRequest, Problem
 from scoring.errors import JobNotFinishedError, NotFoundError
-from scoring.jobs import Job
-from scoring.ledger.repo import ApiKey
-from scoring.preapproval import MemberRequest, resolve_members, results_csv
-from scoring.schemas import MAX_IDEMPOTENCY_KEY, PreapprovalJob, PreapprovalRequest, Problem
+from scoring.ledger.jobs import Job
+from scoring.ledger.keys import ApiKey
+from scoring.preapproval.members import results_csv
+from scoring.preapproval.plan import MemberRequest, resolve_members
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
 ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}

@@ -1,0 +1,197 @@
+"""The feature store's writer: a data directory's tables -> index series, training matrix
+and farmer snapshot as Parquet, a manifest and a report plot, written whole or not at all,
+with progress. The features themselves are assembled in features/assembly.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from features.asof import before, instant_ns
+from features.assembly import (
+    FLAG_NAMES,
+    Inputs,
+    build_features,
+    build_reference,
+    field_table,
+    snapshot_applications,
+    training_matrix,
+)
+from features.distributed import features_on, index_series_on
+from features.errors import TableValidationError
+from features.registry import FEATURE_NAMES
+from features.report import plot_feature_report
+from features.satellite.series import build_index_series
+from features.satellite.zonal import FieldSet
+from features.store import atomic_directory
+from features.validation import validate_dir
+
+SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
+    "index_series.parquet",
+    "training.parquet",
+    "snapshot.parquet",
+    "manifest.json",
+    "report.png",
+)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What `write_feature_store` wrote."""
+
+    out: Path
+    as_of: pd.Timestamp
+    series_rows: int
+    training_rows: int
+    labelled_rows: int
+    snapshot_rows: int
+    seconds: float
+
+
+def validated_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """The typed tables of `data_dir` (rasters are not opened).
+
+    Raises:
+        TableValidationError: with every problem found in the tables or field boundaries.
+    """
+    report = validate_dir(Path(data_dir), check_rasters=False)
+    if not report.ok:
+        raise TableValidationError(report.problems)
+    return report.tables
+
+
+def fieldset_of(fields: pd.DataFrame) -> FieldSet:
+    """The validated field boundaries as the zonal kernel takes them."""
+    return FieldSet(
+        fields["field_id"].to_numpy(), fields["geometry"].to_numpy(), fields.attrs["crs"]
+    )
+
+
+def inputs_from_tables(
+    data_dir: Path | str,
+    tables: dict[str, pd.DataFrame],
+    *,
+    series: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> Inputs:
+    """Inputs from validated tables; the index series is computed from the scenes unless
+    one is given."""
+    fields = tables["fields"]
+    fieldset = fieldset_of(fields)
+    if series is None:
+        series = build_index_series(data_dir, tables["scenes"], fieldset, progress=progress)
+    return Inputs(
+        farmers=tables["farmers"],
+        fields=field_table(fields, tables["farmers"], fieldset),
+        orders=tables["orders"],
+        contracts=tables["contracts"],
+        loans=tables["loans"],
+        repayments=tables["repayments"],
+        buyers=tables["buyers"],
+        market_prices=tables["market_prices"],
+        series=series,
+    )
+
+
+def load_inputs(data_dir: Path | str, *, progress: bool = False) -> Inputs:
+    """Validate the tables of `data_dir` and compute the index time series of its scenes.
+
+    Raises:
+        TableValidationError: with every problem found in the tables or field boundaries.
+    """
+    return inputs_from_tables(data_dir, validated_tables(data_dir), progress=progress)
+
+
+def latest_event(inputs: Inputs) -> pd.Timestamp:
+    """The most recent timestamp anywhere in the inputs: when the data were extracted."""
+    stamps = [
+        inputs.orders["placed_at"],
+        inputs.contracts["signed_at"],
+        inputs.contracts["closed_at"],
+        inputs.contracts["paid_at"],
+        inputs.loans["applied_at"],
+        inputs.loans["disbursed_at"],
+        inputs.repayments["paid_at"],
+        inputs.market_prices["observed_at"],
+        inputs.series["acquired_at"],
+    ]
+    return max(pd.Timestamp(s.max()) for s in stamps if s.notna().any())
+
+
+def write_feature_store(
+    data_dir: Path | str,
+    *,
+    out: Path | str | None = None,
+    as_of: pd.Timestamp | str | None = None,
+    progress: bool = False,
+    client=None,
+) -> BuildSummary:
+    """Build and write the index series, the training matrix and the farmer snapshot.
+
+    `as_of` defaults to just after the latest event in the data. Everything is written to
+    `out` (default DATA_DIR/features) at once, or nothing is. With a Dask `client` the
+    zonal statistics and the features run on its cluster (features/distributed.py); the
+    result is the same.
+    """
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    out = Path(out) if out is not None else data_dir / "features"
+    steps = tqdm(total=4, desc="features", unit="step", disable=not progress)
+    steps.set_postfix_str("index series")
+    build = build_features
+    if client is None:
+        inputs = load_inputs(data_dir, progress=progress)
+    else:
+        tables = validated_tables(data_dir)
+        series = index_series_on(client, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
+        inputs = inputs_from_tables(data_dir, tables, series=series)
+        build = partial(features_on, client)
+    when = latest_event(inputs) + pd.Timedelta(seconds=1) if as_of is None else pd.Timestamp(as_of)
+    instant_ns(when)  # refuses a naive time with a clear message
+    steps.update()
+    steps.set_postfix_str("reference tables")
+    reference = build_reference(inputs)
+    steps.update()
+    steps.set_postfix_str("training matrix")
+    training = training_matrix(inputs, reference=reference, as_of=when, build=build)
+    steps.update()
+    steps.set_postfix_str("snapshot")
+    snapshot = build(
+        inputs, snapshot_applications(inputs.farmers, inputs.contracts, when), reference=reference
+    )
+    steps.update()
+    steps.close()
+    series = inputs.series[before(inputs.series["acquired_at"], instant_ns(when))]
+    with atomic_directory(out) as staging:
+        series.to_parquet(staging / SERIES_FILE, index=False)
+        training.to_parquet(staging / TRAINING_FILE, index=False)
+        snapshot.to_parquet(staging / SNAPSHOT_FILE, index=False)
+        manifest = {
+            "as_of": when.isoformat(),
+            "data_dir": str(data_dir),
+            "features": list(FEATURE_NAMES),
+            "flags": list(FLAG_NAMES),
+            "rows": {
+                "series": len(inputs.series),
+                "training": len(training),
+                "snapshot": len(snapshot),
+            },
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        plot_feature_report(series, inputs.fields, training, staging / REPORT_FILE)
+    return BuildSummary(
+        out=out,
+        as_of=when,
+        series_rows=len(series),
+        training_rows=len(training),
+        labelled_rows=int(training["outcome_known"].sum()),
+        snapshot_rows=len(snapshot),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,84 @@
+"""The FastAPI app: create_app(settings) builds the service; the lifespan loads data, model,
+policy and ledger once per worker (after any fork: LightGBM and fork do not mix)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from scoring.api.errors import add_problem_handlers
+from scoring.api.fast_path import SCORE_PATH, ScoreFastPath
+from scoring.api.middleware import BodyLimit, Observe
+from scoring.api.routes import coops, health, models, score
+from scoring.config import Settings, get_settings
+from scoring.decide.batcher import DecisionBatcher
+from scoring.decide.state import ServiceState
+from scoring.preapproval.runner import JobRunner
+
+
+class ScoringAPI(FastAPI):
+    """The FastAPI app, with POST /v1/score offered first to the fast path (when on), ahead
+    of the middleware stack; what the fast path does not answer goes through the stack."""
+
+    fast_path: ScoreFastPath | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (
+            self.fast_path is not None
+            and scope["type"] == "http"
+            and scope["path"] == SCORE_PATH
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self
+            return await self.fast_path(scope, receive, send, super().__call__)
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    state: ServiceState | None = None,
+    after_start: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The service. Pass `state` to serve prepared parts (tests); otherwise the lifespan
+    builds them from `settings`. `after_start` runs once everything is loaded (the serving
+    process settles its interpreter there)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = state or ServiceState.build(settings)
+        app.state.decisions = DecisionBatcher(app.state.service)
+        app.state.runner = JobRunner(app.state.service)
+        app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished
+        if after_start is not None:
+            after_start()
+        yield
+        app.state.runner.stop()
+        if state is None:
+            app.state.service.ledger.close()
+
+    app = ScoringAPI(
+        title="agricredit",
+        summary="Order-backed input loans for smallholder farmers: the lender's decision API.",
+        version="1",
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry looks up global providers on every request (14 us
+        # per request under load); the service's metrics are its own Prometheus registry
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.include_router(score.router)
+    app.include_router(coops.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+
+    add_problem_handlers(app)
+    if settings.score_fast_path:
+        app.fast_path = ScoreFastPath(limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, batch_limit=settings.max_batch_body_bytes
+    )
+    app.add_middleware(Observe)
+    return app

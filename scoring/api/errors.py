@@ -1,0 +1,78 @@
+"""Every error answer is a problem document (RFC 9457) naming the request it answers:
+domain errors by their status and code, invalid bodies by the fields at fault, and
+anything unforeseen as a generic 500 whose detail goes to the log only."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from scoring.errors import ServiceError
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, code: str, request_id: str, field: str | None = None
+) -> dict:
+    """The body of an error answer (RFC 9457), naming the request it answers."""
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "field": field,
+        "request_id": request_id,
+    }
+
+
+def internal_error(request_id: str) -> dict:
+    """What an unexpected failure answers: no detail beyond the request id to quote."""
+    return problem(
+        500, "Internal error", "the service failed; quote the request id", "internal_error",
+        request_id,
+    )  # fmt: skip
+
+
+def _answer(
+    status: int, title: str, detail: str, code: str, request: Request, field: str | None = None
+) -> JSONResponse:
+    body = problem(status, title, detail, code, request.state.request_id, field)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def add_problem_handlers(app: FastAPI) -> None:
+    """Answer domain errors, invalid bodies and unexpected failures with problem bodies."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return _answer(
+            exc.status,
+            exc.code.replace("_", " ").capitalize(),
+            exc.message,
+            exc.code,
+            request,
+            exc.field,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()[:10]
+        )
+        return _answer(422, "Invalid request", detail, "invalid_request", request, where or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
+        log.exception("request %s failed", request.state.request_id)
+        return JSONResponse(
+            internal_error(request.state.request_id), status_code=500, media_type=PROBLEM
+        )

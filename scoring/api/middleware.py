@@ -1,0 +1,135 @@
+"""The app's two layers of plain ASGI middleware, and the one body reader they and the
+score fast path share: no extra task or body copy per request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from scoring import ids
+from scoring.api.errors import PROBLEM, problem
+
+
+@dataclass
+class ReadBody:
+    """A request body as read so far: the ASGI messages (to hand on unread) and the bytes."""
+
+    messages: list[dict]
+    body: bytes
+    complete: bool  # the whole body arrived within the limit
+    too_large: bool
+
+
+async def read_body(receive, limit: int) -> ReadBody:
+    """Read a request's body, stopping as soon as it passes `limit` bytes."""
+    messages: list[dict] = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return ReadBody(messages, body, complete=False, too_large=False)
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return ReadBody(messages, body, complete=False, too_large=True)
+        if not message.get("more_body", False):
+            return ReadBody(messages, body, complete=True, too_large=False)
+
+
+def replay(messages: list[dict], receive):
+    """A receive that gives the messages already read, then the connection's own."""
+    pending = list(messages)
+
+    async def replayed() -> dict:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413 before they reach a handler; paths under
+    `batch_prefix` (co-op member lists) may send up to `batch_limit`."""
+
+    def __init__(
+        self, app, limit: int, *, batch_limit: int | None = None, batch_prefix: str = "/v1/coops/"
+    ) -> None:
+        self.app, self.default = app, limit
+        self.batch_limit, self.batch_prefix = batch_limit or limit, batch_prefix
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        batch = scope.get("path", "").startswith(self.batch_prefix)
+        limit = self.batch_limit if batch else self.default
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:  # the HTTP parser holds the client to what it declared
+            if length.isdigit() and int(length) > limit:
+                return await self._refuse(scope, send, limit)
+            return await self.app(scope, receive, send)
+        # A body of unknown length (chunked) is read here first: refused while a handler
+        # reads it, it would become that handler's error (FastAPI answers 400, not 413).
+        read = await read_body(receive, limit)
+        if read.too_large:
+            return await self._refuse(scope, send, limit)
+        return await self.app(scope, replay(read.messages, receive), send)
+
+    @staticmethod
+    async def _refuse(scope, send, limit: int) -> None:
+        request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
+        body = orjson.dumps(
+            problem(
+                413,
+                "Request body too large",
+                f"send at most {limit} bytes",
+                "body_too_large",
+                request_id,
+            )
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class Observe:
+    """Give every request an id (echoed as x-request-id) and count it with its latency by
+    route and status. Plain ASGI: no extra task or body copy per request."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        sent = next((v for n, v in scope.get("headers") or [] if n == b"x-request-id"), None)
+        request_id = ids.request_id(sent)  # the first of repeated headers, as the fast path
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            service = getattr(scope["app"].state, "service", None) if "app" in scope else None
+            if service is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                service.metrics.observe_request(path, method, status, time.perf_counter() - started)
