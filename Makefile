@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint fmt bench clean
+.PHONY: setup demo test test-fast lint fmt bench clean
 
 DEMO_BODY := {"farmer_id":"F0000","contract_id":"K2287","requested_minor":1500000,"inputs":[{"supplier_id":"S002","item":"hybrid maize seed","amount_minor":900000},{"supplier_id":"S003","item":"NPK fertiliser","amount_minor":600000}]}
 
@@ -31,11 +31,16 @@ demo: setup
 	echo "API docs: http://127.0.0.1:8000/docs"
 	$(BIN)/agricredit serve --data data/world --host 127.0.0.1 --port 8000
 
+# two workers, one per core; tests sharing an expensive fixture stay on one (tests/conftest.py)
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# the inner loop: no default-size worlds, no real servers
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not e2e"
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -73,3 +73,27 @@ def tiny_features(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def tiny_matrix(tiny_features: Path) -> pd.DataFrame:
     """The tiny world's training matrix."""
     return pd.read_parquet(tiny_features / "features" / "training.parquet")
+
+
+@pytest.fixture(scope="session")
+def default_features(default_world, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the default world with its features built (read-only)."""
+
+    world = copy_world(default_world[0], tmp_path_factory.mktemp("trained") / "default")
+    write_feature_store(world)
+    return world
+
+
+# Tests that build the default world run on one xdist worker (it is built once per worker
+# that needs it); so do those on a local Dask cluster (one cluster per worker).
+_GROUPS = (("default_world", "default-world"), ("dask_client", "dask"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, group in _GROUPS:
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

@@ -1,4 +1,4 @@
-"""Training fixtures: an isolated MLflow store per test, and the default world's features."""
+"""Training fixtures: an isolated MLflow store per test."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from features.feature_store import write_feature_store
-from tests.factories import copy_world
 from training.config import get_training_settings
 
 
@@ -19,12 +17,3 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_training_settings.cache_clear()
     yield tmp_path
     get_training_settings.cache_clear()
-
-
-@pytest.fixture(scope="session")
-def default_features(default_world, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the default world with its features built (read-only)."""
-
-    world = copy_world(default_world[0], tmp_path_factory.mktemp("trained") / "default")
-    write_feature_store(world)
-    return world
