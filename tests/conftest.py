@@ -11,9 +11,13 @@ from features.assembly import Inputs
 from features.feature_store import load_inputs, write_feature_store
 from features.simulate.params import WorldParams
 from features.simulate.world import WorldSummary, simulate_world
-from tests.factories import copy_world
+from scoring.decide.data import FeatureSource
+from tests.factories import TINY, Served, copy_world
+from training.config import TrainingSettings
+from training.pipeline import train_model
+from training.registry import get_client, set_champion
+from training.tracking import log_trained_model, use_experiment
 
-TINY = WorldParams(farmers=240, seasons=3, counties=2, seed=11)
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
@@ -82,6 +86,25 @@ def default_features(default_world, tmp_path_factory: pytest.TempPathFactory) ->
     world = copy_world(default_world[0], tmp_path_factory.mktemp("trained") / "default")
     write_feature_store(world)
     return world
+
+
+@pytest.fixture(scope="session")
+def served(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    root = tmp_path_factory.mktemp("served")
+    world = copy_world(tiny_world, root / "world")
+    write_feature_store(world)
+    settings = TrainingSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                                artifact_root=root / "artifacts")  # fmt: skip
+    use_experiment("serving-tests", settings)
+    model = train_model(pd.read_parquet(world / "features" / "training.parquet"))
+    tracked = log_trained_model(model, run_name="champion", settings=settings)
+    set_champion(get_client(settings), tracked.version)
+    return Served(world, settings, root)
+
+
+@pytest.fixture(scope="session")
+def source(served: Served) -> FeatureSource:
+    return FeatureSource.load(served.world)
 
 
 # Tests that build the default world run on one xdist worker (it is built once per worker

@@ -1,13 +1,37 @@
-"""Small builders of test inputs with overrides."""
+"""Builders of test inputs and helpers shared by test modules (no test module imports
+another): rasters, worlds, applications, keys, databases and a real server."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
+import pandas as pd
+import pytest
 import rasterio
+import sqlalchemy as sa
 from affine import Affine
+
+from features.simulate.params import WorldParams
+from scoring.decide.data import FeatureSource
+from scoring.decide.policy import load_policy
+from scoring.decide.state import ServiceState
+from scoring.ledger.jobs import JobStore
+from scoring.ledger.keys import create_key
+from scoring.ledger.repo import Ledger
+from training.config import TrainingSettings
+
+TINY = WorldParams(farmers=240, seasons=3, counties=2, seed=11)  # the tiny world's parameters
 
 
 def copy_world(src: Path, dst: Path) -> Path:
@@ -74,3 +98,145 @@ async def decide_request(batcher, body, key, idempotency_key: str | None) -> dic
     return await batcher.decide(
         body.to_application(), request=body.model_dump(), key=key, idempotency_key=idempotency_key
     )
+
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_or_skip() -> str:
+    """The CI PostgreSQL, or a skip with the reason (a failure where it is required)."""
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("AGRICREDIT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here but not reachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} (CI runs these against it)")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+def fresh_postgres_url() -> str:
+    """A new schema of the test database, as a URL whose connections use it."""
+    base = postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}"
+
+
+def bearer(state: ServiceState, role: str = "lender", coop_id: str | None = None) -> dict:
+    """Authorization header of a new key."""
+    _, secret = create_key(state.ledger.keys, role=role, name=f"test {role}", coop_id=coop_id)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str]]:
+    """(coop_id, contract_id) of co-op contracts open at the data's as-of (with a buyer the
+    lender still finances, unless `financed_only` is False), largest co-op first."""
+    c = source.inputs.contracts
+    t = source.data_as_of
+    suspended = load_policy().knockouts.suspended_buyer_grades if financed_only else []
+    open_ = c[
+        (c["party_type"] == "coop")
+        & (c["signed_at"] < t)
+        & (c["closed_at"].isna() | (c["closed_at"] >= t))
+        & ~c["buyer_id"].map(source.buyer_grades).isin(suspended)
+    ]
+    latest = open_.sort_values("signed_at").groupby("coop_id")["contract_id"].last()
+    pairs = [(str(k), str(v)) for k, v in latest.items()]
+    return sorted(pairs, key=lambda p: -len(source.coop_members[p[0]]))
+
+
+def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: str,
+                     idempotency_key: str | None = None):  # fmt: skip
+    """A new job, held by the caller, pre-approving every member of the co-op."""
+    coop_id, contract_id = coop
+    request = {"contract_id": contract_id, "members": None, "as_of": source.data_as_of.isoformat()}
+    job, _ = store.create(key_id=key_id, idempotency_key=idempotency_key, coop_id=coop_id,
+                          contract_id=contract_id, request=request,
+                          total=len(source.coop_members[coop_id]), run_now=True)  # fmt: skip
+    return job
+
+
+def applications(source: FeatureSource, served_world, n: int = 20) -> list[dict]:
+    """Bodies for farmers with a contract open at the data's as-of time."""
+    snap = pd.read_parquet(served_world / "features" / "snapshot.parquet")
+    snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")]
+    supplier = next(s for s, approved in source.approved_suppliers.items() if approved)
+    return [
+        {
+            "farmer_id": r.farmer_id,
+            "contract_id": r.contract_id,
+            "requested_minor": 800_000,
+            "inputs": [{"supplier_id": supplier, "item": "seed", "amount_minor": 800_000}],
+        }
+        for r in snap.head(n).itertuples()
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(
+    world: Path, training, ledger_url: str, logs: Path, workers: int = 1, extra_env=None
+):
+    """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
+    port = free_port()
+    book = Ledger(ledger_url)
+    book.migrate()
+    _, lender = create_key(book.keys, role="lender", name="e2e")
+    _, scientist = create_key(book.keys, role="scientist", name="e2e")
+    book.close()
+    env = (
+        os.environ
+        | {
+            "AGRICREDIT_DATA_DIR": str(world),
+            "AGRICREDIT_DATABASE_URL": ledger_url,
+            "AGRICREDIT_TRACKING_URI": training.tracking_uri,
+            "AGRICREDIT_ARTIFACT_ROOT": str(training.artifact_root),
+        }
+        | (extra_env or {})
+    )
+    cli = str(Path(sys.executable).parent / "agricredit")
+    # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
+    log = open(logs / "serve.log", "wb")
+    proc = subprocess.Popen(
+        [cli, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"server not ready: {(logs / 'serve.log').read_text()[-2000:]}")
+        yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    """A world ready to serve: data with features, and a store with a champion."""
+
+    world: Path
+    training: TrainingSettings
+    root: Path

@@ -18,8 +18,7 @@ import pytest
 from features.feature_store import write_feature_store
 from scoring.config import DEFAULT_POLICY
 from scoring.decide.data import FeatureSource
-from tests.e2e.test_server import running_server
-from tests.factories import copy_world
+from tests.factories import copy_world, running_server
 
 pytestmark = pytest.mark.e2e
 

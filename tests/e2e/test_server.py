@@ -5,79 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
-from tests.scoring.conftest import fresh_postgres_url
-from tests.scoring.test_api import applications
+from tests.factories import applications, coop_contracts, fresh_postgres_url, running_server
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running_server(
-    world: Path, training, ledger_url: str, logs: Path, workers: int = 1, extra_env=None
-):
-    """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
-    port = _free_port()
-    book = Ledger(ledger_url)
-    book.migrate()
-    _, lender = create_key(book.keys, role="lender", name="e2e")
-    _, scientist = create_key(book.keys, role="scientist", name="e2e")
-    book.close()
-    env = (
-        os.environ
-        | {
-            "AGRICREDIT_DATA_DIR": str(world),
-            "AGRICREDIT_DATABASE_URL": ledger_url,
-            "AGRICREDIT_TRACKING_URI": training.tracking_uri,
-            "AGRICREDIT_ARTIFACT_ROOT": str(training.artifact_root),
-        }
-        | (extra_env or {})
-    )
-    cli = str(Path(sys.executable).parent / "agricredit")
-    # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
-    log = open(logs / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [cli, "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"server not ready: {(logs / 'serve.log').read_text()[-2000:]}")
-        yield base, {"lender": lender, "scientist": scientist}, ledger_url, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -254,7 +193,6 @@ def test_ledger_verify_command_checks_what_the_server_wrote(server, source, serv
 
 
 def test_a_job_interrupted_by_a_killed_server_resumes_after_restart(served, source, tmp_path):
-    from tests.scoring.test_preapproval import coop_contracts
 
     coop_id, contract_id = coop_contracts(source)[0]
     members = source.coop_members[coop_id]

@@ -8,26 +8,8 @@ import os
 import pandas as pd
 import pytest
 
-from scoring.decide.data import FeatureSource
 from scoring.ledger.keys import create_key
-from tests.factories import decide_request
-from tests.scoring.conftest import bearer
-
-
-def applications(source: FeatureSource, served_world, n: int = 20) -> list[dict]:
-    """Bodies for farmers with a contract open at the data's as-of time."""
-    snap = pd.read_parquet(served_world / "features" / "snapshot.parquet")
-    snap = snap[snap["contract_id"].notna() & (snap["contract_id"] != "nan")]
-    supplier = next(s for s, approved in source.approved_suppliers.items() if approved)
-    return [
-        {
-            "farmer_id": r.farmer_id,
-            "contract_id": r.contract_id,
-            "requested_minor": 800_000,
-            "inputs": [{"supplier_id": supplier, "item": "seed", "amount_minor": 800_000}],
-        }
-        for r in snap.head(n).itertuples()
-    ]
+from tests.factories import applications, bearer, decide_request
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scoring.ledger.jobs import JobStore
 from scoring.preapproval.runner import run_job
-from tests.scoring.test_preapproval import coop_contracts, every_member_job
+from tests.factories import coop_contracts, every_member_job
 
 
 def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask_client):

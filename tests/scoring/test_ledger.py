@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scoring.errors import IdempotencyConflictError
 from scoring.ledger.repo import Ledger
 from scoring.ledger.tables import decisions
-from tests.scoring.conftest import fresh_postgres_url
+from tests.factories import fresh_postgres_url
 
 
 def _fill(ledger, n: int = 5) -> None:

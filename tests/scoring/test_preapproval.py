@@ -23,35 +23,7 @@ from scoring.ledger.tables import preapproval_jobs
 from scoring.preapproval.members import evaluate_members
 from scoring.preapproval.plan import MemberRequest, plan_preapproval
 from scoring.preapproval.runner import JobRunner, run_job
-from tests.scoring.conftest import bearer, fresh_postgres_url
-
-
-def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str]]:
-    """(coop_id, contract_id) of co-op contracts open at the data's as-of (with a buyer the
-    lender still finances, unless `financed_only` is False), largest co-op first."""
-    c = source.inputs.contracts
-    t = source.data_as_of
-    suspended = load_policy().knockouts.suspended_buyer_grades if financed_only else []
-    open_ = c[
-        (c["party_type"] == "coop")
-        & (c["signed_at"] < t)
-        & (c["closed_at"].isna() | (c["closed_at"] >= t))
-        & ~c["buyer_id"].map(source.buyer_grades).isin(suspended)
-    ]
-    latest = open_.sort_values("signed_at").groupby("coop_id")["contract_id"].last()
-    pairs = [(str(k), str(v)) for k, v in latest.items()]
-    return sorted(pairs, key=lambda p: -len(source.coop_members[p[0]]))
-
-
-def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: str,
-                     idempotency_key: str | None = None):  # fmt: skip
-    """A new job, held by the caller, pre-approving every member of the co-op."""
-    coop_id, contract_id = coop
-    request = {"contract_id": contract_id, "members": None, "as_of": source.data_as_of.isoformat()}
-    job, _ = store.create(key_id=key_id, idempotency_key=idempotency_key, coop_id=coop_id,
-                          contract_id=contract_id, request=request,
-                          total=len(source.coop_members[coop_id]), run_now=True)  # fmt: skip
-    return job
+from tests.factories import bearer, coop_contracts, every_member_job, fresh_postgres_url
 
 
 @pytest.fixture

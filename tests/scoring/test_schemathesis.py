@@ -9,7 +9,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from scoring.api.app import create_app
-from tests.scoring.conftest import bearer
+from tests.factories import bearer
 
 EXAMPLES = settings(
     max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)

@@ -18,7 +18,7 @@ from shapely import Polygon
 from features.simulate.params import CROPS_BY_NAME
 from features.simulate.world import simulate_world
 from features.tables import TABLES
-from tests.conftest import TINY
+from tests.factories import TINY
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "simulation.md"
 PUBLIC_TABLES = [t.name for t in TABLES if t.name != "fields"]
