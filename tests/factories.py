@@ -4,11 +4,13 @@ another): rasters, worlds, applications, keys, databases and a real server."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import typing
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ import pytest
 import rasterio
 import sqlalchemy as sa
 from affine import Affine
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from features.simulate.params import WorldParams
 from scoring.decide.data import FeatureSource
@@ -240,3 +244,88 @@ class Served:
     world: Path
     training: TrainingSettings
     root: Path
+
+
+def unexpected_keys(model: type[BaseModel], data: object, where: str = "") -> list[str]:
+    """Keys of `data` (nested too) that the model does not declare: an answer with one has
+    drifted from its declared shape even though it validates."""
+    if not isinstance(data, dict):
+        return []
+    out = [f"{where}{k}" for k in data if k not in model.model_fields]
+    for name, field in model.model_fields.items():
+        if name in data:
+            out += _nested_unexpected(field.annotation, data[name], f"{where}{name}.")
+    return out
+
+
+def _nested_unexpected(annotation: object, value: object, where: str) -> list[str]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return unexpected_keys(annotation, value, where)
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and isinstance(value, list):
+        return [
+            k for i, v in enumerate(value) for k in _nested_unexpected(args[0], v, f"{where}{i}.")
+        ]
+    return [k for arg in args for k in _nested_unexpected(arg, value, where)]
+
+
+def declared_route(app, method: str, path: str) -> str | None:
+    """The OpenAPI path template that answers this method and path."""
+    for template, operations in app.openapi()["paths"].items():
+        if method.lower() in operations and re.fullmatch(
+            re.sub(r"\{[^}]+\}", "[^/]+", template), path
+        ):
+            return template
+    return None
+
+
+def declared_model(app, method: str, template: str, status: int) -> type[BaseModel] | None:
+    """The response model the app's OpenAPI document names for this status (a 2xx falls
+    back to the route's 200), or None when it names no JSON model."""
+    from scoring.api import schemas
+
+    responses = app.openapi()["paths"][template][method.lower()]["responses"]
+    entry = responses.get(str(status)) or (responses.get("200") if status < 300 else None)
+    ref = (entry or {}).get("content", {}).get("application/json", {}).get("schema", {})
+    name = ref.get("$ref", "").rsplit("/", 1)[-1]
+    return getattr(schemas, name, None) if name else None
+
+
+class ValidatingClient(TestClient):
+    """A TestClient that checks every answer against what the app declares: a 2xx body
+    against the route's response model (no undeclared keys either), every error body
+    against the problem document. `answered` collects the (method, route) pairs seen."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.answered: set[tuple[str, str]] = set()
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        from scoring.api import schemas
+
+        response = super().request(method, url, *args, **kwargs)
+        path = httpx.URL(str(url)).path
+        template = declared_route(self.app, method, path)
+        if template is None:
+            return response  # the docs pages, an unknown path (404 problem from Starlette)
+        self.answered.add((method.upper(), template))
+        kind = response.headers.get("content-type", "")
+        status = response.status_code
+        declared = declared_model(self.app, method, template, status)
+        if status >= 400 and declared is not schemas.Readiness:
+            assert kind.startswith("application/problem+json"), (
+                f"{method} {path} answered {status} without a problem body: {response.text}"
+            )
+            model = schemas.Problem
+        elif kind.startswith("application/json"):
+            model = declared
+            assert model is not None, (
+                f"{method} {path} answers JSON ({response.status_code}) but declares no model"
+            )
+        else:
+            return response
+        body = response.json()
+        model.model_validate(body)
+        extra = unexpected_keys(model, body)
+        assert not extra, f"{method} {path}: keys {extra} are not in {model.__name__}"
+        return response

@@ -120,6 +120,20 @@ class ChampionPublic(BaseModel):
     features: list[str]
 
 
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: Literal["alive"]
+    worker: int  # the answering process's id
+
+
+class Readiness(BaseModel):
+    """Whether the worker can take traffic (503 when either is false)."""
+
+    model_loaded: bool
+    ledger_reachable: bool
+
+
 class Problem(BaseModel):
     """An error (RFC 9457 problem details)."""
 

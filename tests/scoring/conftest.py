@@ -17,7 +17,7 @@ from scoring.decide.policy import load_policy
 from scoring.decide.state import ServiceState
 from scoring.ledger.repo import Ledger
 from scoring.metrics import ServiceMetrics
-from tests.factories import Served, fresh_postgres_url
+from tests.factories import Served, ValidatingClient, fresh_postgres_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,5 +47,5 @@ def state(served: Served, source: FeatureSource, tmp_path: Path) -> Iterator[Ser
 
 @pytest.fixture
 def client(state: ServiceState) -> TestClient:
-    with TestClient(create_app(state.settings, state=state)) as c:
+    with ValidatingClient(create_app(state.settings, state=state)) as c:
         yield c

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scoring.ledger.keys import create_key
-from tests.factories import applications, bearer, decide_request
+from tests.factories import ValidatingClient, applications, bearer, decide_request
 
 
 @pytest.fixture
@@ -262,7 +262,6 @@ def _decided(answer: dict) -> dict:
 
 
 def test_the_fast_path_and_the_route_answer_alike(state, source, served):
-    from fastapi.testclient import TestClient
 
     from scoring.api.app import create_app
 
@@ -272,8 +271,8 @@ def test_the_fast_path_and_the_route_answer_alike(state, source, served):
     ]
     headers = bearer(state)
     with (
-        TestClient(create_app(state.settings, state=state)) as fast,
-        TestClient(create_app(route_only, state=state)) as route,
+        ValidatingClient(create_app(state.settings, state=state)) as fast,
+        ValidatingClient(create_app(route_only, state=state)) as route,
     ):
         answers = [
             (

@@ -23,7 +23,13 @@ from scoring.ledger.tables import preapproval_jobs
 from scoring.preapproval.members import evaluate_members
 from scoring.preapproval.plan import MemberRequest, plan_preapproval
 from scoring.preapproval.runner import JobRunner, run_job
-from tests.factories import bearer, coop_contracts, every_member_job, fresh_postgres_url
+from tests.factories import (
+    ValidatingClient,
+    bearer,
+    coop_contracts,
+    every_member_job,
+    fresh_postgres_url,
+)
 
 
 @pytest.fixture
@@ -162,7 +168,7 @@ def test_bad_member_lists_are_refused_naming_the_field(client, state, coop):
 def job_client(state) -> TestClient:
     """The app with every request above two members made a job."""
     state.settings = state.settings.model_copy(update={"preapproval_sync_members": 2})
-    with TestClient(create_app(state.settings, state=state)) as c:
+    with ValidatingClient(create_app(state.settings, state=state)) as c:
         yield c
 
 

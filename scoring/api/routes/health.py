@@ -8,16 +8,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from scoring.api.schemas import Health, Readiness
+
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def read_health() -> dict:
     """The process is alive (touches nothing else); `worker` is its process id."""
     return {"status": "alive", "worker": os.getpid()}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def read_ready(request: Request) -> JSONResponse:
     """Model loaded and ledger reachable: ready for traffic."""
     state = getattr(request.app.state, "service", None)
