@@ -57,6 +57,7 @@ def create_app(
             after_start()
         yield
         app.state.runner.stop()
+        app.state.decisions.close()
         if state is None:
             app.state.service.ledger.close()
 

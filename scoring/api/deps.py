@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 
 from scoring.decide.batcher import DecisionBatcher
 from scoring.decide.state import ServiceState
-from scoring.ledger.keys import ApiKey, authenticate
+from scoring.ledger.keys import ApiKey, KeyStore, Role, check_role, secret_of
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -27,11 +28,26 @@ async def get_decisions(request: Request) -> DecisionBatcher:
 DecisionsDep = Annotated[DecisionBatcher, Depends(get_decisions)]
 
 
-def _role(*roles: str):
-    async def dependency(  # async: no thread hop; a key is looked up at most every few s
+async def caller_key(store: KeyStore, header: str | None, *, allowed: tuple[Role, ...]) -> ApiKey:
+    """The key presented as `Authorization: Bearer <key>`, if it has one of the roles: from
+    the keys trusted a moment ago (no database, no thread), else looked up on a thread.
+
+    Raises:
+        UnauthorizedError: no key, or not an active key.
+        ForbiddenError: a valid key of another role.
+    """
+    secret = secret_of(header)
+    key = store.cached(secret)
+    if key is None:
+        key = await run_in_threadpool(store.find, secret)
+    return check_role(key, allowed=allowed)
+
+
+def _role(*roles: Role):
+    async def dependency(
         state: StateDep, authorization: Annotated[str | None, Header()] = None
     ) -> ApiKey:
-        return authenticate(state.ledger.keys, authorization, allowed=roles)
+        return await caller_key(state.ledger.keys, authorization, allowed=roles)
 
     return dependency
 

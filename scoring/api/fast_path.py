@@ -5,7 +5,7 @@ layer of its middleware stack wraps the request again; for the score route that 
 CPU than deciding the application (measured with py-spy under load, docs/scoring.md). The
 app offers every POST /v1/score here first, ahead of the stack (`ScoringAPI`). A request
 whose JSON body validates as a `ScoreRequest` and whose key is a lender's is answered here
-by the same steps as the route (the same model, `authenticate` and
+by the same steps as the route (the same model, `caller_key` and
 `DecisionBatcher.decide`), with what the stack's layers would add: the request id, the
 metrics, the body limit and the generic answer to an unexpected failure. Everything else
 goes, unchanged, through the stack to the route: a body that is too large, does not parse
@@ -23,11 +23,11 @@ import orjson
 from pydantic import ValidationError
 
 from scoring import ids
+from scoring.api.deps import caller_key
 from scoring.api.errors import PROBLEM, internal_error
 from scoring.api.middleware import read_body, replay
 from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, ScoreRequest
 from scoring.errors import ServiceError
-from scoring.ledger.keys import authenticate
 
 log = logging.getLogger(__name__)
 SCORE_PATH = "/v1/score"
@@ -90,7 +90,7 @@ class ScoreFastPath:
         service = app.state.service
         authorization = headers.get(b"authorization")
         try:
-            key = authenticate(
+            key = await caller_key(
                 service.ledger.keys,
                 authorization.decode("latin-1") if authorization is not None else None,
                 allowed=("lender",),

@@ -5,12 +5,17 @@ is being committed, are decided together: one feature look-up, one prediction an
 contributions call for all of them (161 us per application alone against 66 us in eights,
 measured on the demo world), and their ledger rows go to the writer together, so they
 share one commit. Every response is built from one model reference taken per batch.
+
+One consumer task per event loop does the batches, top to bottom: wait for arrivals,
+take them, answer retries from the ledger, decide the rest, hand their rows to the
+writer, await the commit, answer, let the answers go out. The ledger's reads run on a
+thread of their own, never on the event loop (under PostgreSQL each is a round trip).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from scoring import ids
@@ -61,7 +66,7 @@ class _Waiting:
     answer: asyncio.Future
 
 
-GATHER_TURNS = 8  # loop turns between a batch's commit and deciding the next
+GATHER_TURNS = 8  # loop turns between a batch's answers and taking the next
 
 
 class DecisionBatcher:
@@ -70,8 +75,17 @@ class DecisionBatcher:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self._waiting: list[_Waiting] = []
-        self._scheduled = False
-        self._committing = False  # a batch is with the ledger and not yet committed
+        self._arrived: asyncio.Event | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        # the ledger's reads (retry look-ups, stored answers): one thread keeps one
+        # connection warm, and the event loop never waits on the database itself
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-reads")
+
+    def close(self) -> None:
+        """Stop the consumer and the read thread (the app's shutdown)."""
+        if self._consumer is not None:
+            self._consumer.cancel()
+        self._reads.shutdown(wait=True)
 
     async def decide(
         self, app: Application, *, request: dict, key: ApiKey, idempotency_key: str | None
@@ -87,101 +101,110 @@ class DecisionBatcher:
                 inconsistent amounts, unknown supplier), or the Idempotency-Key was used
                 before with another body. Nothing is written in either case.
         """
-        state = self.state
         try:
-            check_application(app, state.source)
+            check_application(app, self.state.source)
         except ServiceError:
             # a retry of an application that no longer checks out is still answered as
             # first decided; retries of the others are found for the whole batch at once
             if idempotency_key is not None:
-                stored_id = state.ledger.replay(
-                    key_id=key.key_id, idempotency_key=idempotency_key, request=request
-                )
-                if stored_id is not None:
-                    return state.ledger.get(stored_id).body["response"]
+                stored = await self._read(self._replayed, key.key_id, idempotency_key, request)
+                if stored is not None:
+                    return stored
             raise
         loop = asyncio.get_running_loop()
         waiting = _Waiting(app, request, key, idempotency_key, loop.create_future())
         self._waiting.append(waiting)
-        self._schedule(loop)
+        self._wake(loop)
         response, outcome = await waiting.answer
         if isinstance(outcome, Exception):
             raise outcome
         decision_id, written = outcome
         if not written:  # decided before under this key: answer what was recorded then
-            return state.ledger.get(decision_id).body["response"]
-        state.metrics.count_decision(response["decision"])
+            return await self._read(self._stored_response, decision_id)
+        self.state.metrics.count_decision(response["decision"])
         return response
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Decide once this turn of the loop is done, unless the last batch is still being
-        # committed: then what arrives meanwhile waits for that commit and is decided as
-        # one batch. Its rows could not have been committed sooner (the writer commits
-        # one transaction at a time); waiting made batches of 7 instead of 2 under 8
-        # connections and one worker, and 1.3x the throughput (docs/scoring.md).
-        if self._waiting and not self._scheduled and not self._committing:
-            self._scheduled = True
-            loop.call_soon(self._decide_waiting)
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        # the consumer belongs to the running loop (a batcher may outlive one, as in tests)
+        if self._consumer is None or self._consumer.done() or self._consumer.get_loop() is not loop:
+            self._arrived = asyncio.Event()
+            self._consumer = loop.create_task(self._consume(), name="decision-batches")
+        assert self._arrived is not None
+        self._arrived.set()
 
-    def _decide_waiting(self) -> None:
-        self._scheduled = False
-        # a request whose task was cancelled while it waited is not decided or written
-        batch = [w for w in self._waiting if not w.answer.cancelled()]
-        self._waiting = []
-        if not batch:
-            return
-        try:
-            fresh = self._answer_retries(batch)
-            if not fresh:
-                return
-            self.state.metrics.batch_size.observe(len(fresh))
-            responses, entries = self._decided(fresh)
-            # one hand-over and one wake-up of this loop per batch, not per request
-            committed = asyncio.wrap_future(self.state.ledger.submit_many(entries))
-        except Exception as exc:  # nobody in the batch is answered with a decision
-            for waiting in batch:
-                if not waiting.answer.done():
-                    waiting.answer.set_exception(exc)
-            return
-        self._committing = True
-        committed.add_done_callback(functools.partial(self._committed, fresh, responses))
+    async def _consume(self) -> None:
+        assert self._arrived is not None
+        arrived = self._arrived
+        while True:
+            while not self._waiting:
+                arrived.clear()
+                await arrived.wait()
+            # What arrives in this turn of the loop joins the batch; what arrives while
+            # it is decided and committed waits for the next one. Those rows could not
+            # have been committed sooner (the writer commits one transaction at a time);
+            # waiting made batches of 7 instead of 2 under 8 connections and one worker,
+            # and 1.3x the throughput (docs/performance.md).
+            await asyncio.sleep(0)
+            # a request whose task was cancelled while it waited is not decided or written
+            batch = [w for w in self._waiting if not w.answer.cancelled()]
+            self._waiting = []
+            if not batch:
+                continue
+            try:
+                await self._decide_and_record(batch)
+            except Exception as exc:  # nobody in the batch is answered with a decision
+                for waiting in batch:
+                    if not waiting.answer.done():
+                        waiting.answer.set_exception(exc)
+            # The next batch is taken GATHER_TURNS turns of the loop later: the answers go
+            # out first and their clients' next requests, back within microseconds, join
+            # it. Under 8 connections, deciding at once made batches of 1.8 to 3.4 and
+            # 2,272 to 2,573 decisions/s with two workers, and 1,577/s with one; waiting 8
+            # turns (about 25 us when idle) made batches of 3 to 5 and 2,676 to 3,319
+            # decisions/s with two and 2,124/s with one. 16 turns was slower again.
+            for _ in range(GATHER_TURNS):
+                await asyncio.sleep(0)
 
-    def _answer_retries(self, batch: list[_Waiting]) -> list[_Waiting]:
+    async def _decide_and_record(self, batch: list[_Waiting]) -> None:
+        fresh = await self._answer_retries(batch)
+        if not fresh:
+            return
+        self.state.metrics.batch_size.observe(len(fresh))
+        responses, entries = self._decided(fresh)
+        # one hand-over and one wake-up of this loop per batch, not per request
+        outcomes = await asyncio.wrap_future(self.state.ledger.submit_many(entries))
+        for waiting, response, outcome in zip(fresh, responses, outcomes, strict=True):
+            if not waiting.answer.done():  # its task may have been cancelled meanwhile
+                waiting.answer.set_result((response, outcome))
+
+    async def _answer_retries(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Answer the batch's retries from the ledger (one look-up for all of them) and
         refuse its reused keys; the rest are to be decided."""
         keyed = [w for w in batch if w.idempotency_key is not None]
         if not keyed:
             return batch
-        found = self.state.ledger.replay_many(
-            [(w.key.key_id, w.idempotency_key, w.request) for w in keyed]
-        )
+        asked = [(w.key.key_id, w.idempotency_key, w.request) for w in keyed]
+        found = await self._read(self.state.ledger.replay_many, asked)
         for waiting, stored in zip(keyed, found, strict=True):
+            if waiting.answer.done():
+                continue
             if isinstance(stored, Exception):
                 waiting.answer.set_exception(stored)
             elif stored is not None:
                 waiting.answer.set_result((None, (stored, False)))
         return [w for w in batch if not w.answer.done()]
 
-    def _committed(self, batch: list[_Waiting], responses: list[dict], done: asyncio.Future):
-        failed = done.exception()
-        outcomes = [failed] * len(batch) if failed is not None else done.result()
-        for waiting, response, outcome in zip(batch, responses, outcomes, strict=True):
-            if not waiting.answer.done():  # its task may have been cancelled meanwhile
-                waiting.answer.set_result((response, outcome))
-        # The next batch is decided GATHER_TURNS turns of the loop later: the answers go
-        # out first and their clients' next requests, back within microseconds, join it.
-        # Under 8 connections, deciding at once made batches of 1.8 to 3.4 and 2,272 to
-        # 2,573 decisions/s with two workers, and 1,577/s with one; waiting 8 turns
-        # (about 25 us when idle) made batches of 3 to 5 and 2,676 to 3,319 decisions/s
-        # with two and 2,124/s with one. 16 turns was slower again.
-        self._gather(asyncio.get_running_loop(), GATHER_TURNS)
+    async def _read(self, read, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._reads, read, *args)
 
-    def _gather(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
-        if turns > 0:
-            loop.call_soon(self._gather, loop, turns - 1)
-            return
-        self._committing = False
-        self._schedule(loop)
+    def _replayed(self, key_id: str, idempotency_key: str, request: dict) -> dict | None:
+        stored_id = self.state.ledger.replay(
+            key_id=key_id, idempotency_key=idempotency_key, request=request
+        )
+        return None if stored_id is None else self._stored_response(stored_id)
+
+    def _stored_response(self, decision_id: str) -> dict:
+        return self.state.ledger.get(decision_id).body["response"]
 
     def _decided(self, batch: list[_Waiting]) -> tuple[list[dict], list[Entry]]:
         """Decide the batch at one as-of with one model: each response and its ledger

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from scoring.ledger.keys import create_key
-from tests.factories import ValidatingClient, applications, bearer, decide_request
+from tests.factories import (
+    ValidatingClient,
+    applications,
+    bearer,
+    coop_contracts,
+    decide_request,
+)
 
 
 @pytest.fixture
@@ -535,3 +541,44 @@ def test_a_retry_is_answered_as_first_decided_after_its_application_stopped_chec
     assert again.status_code == 200 and again.json() == first
     assert other.status_code == 422 and other.json()["field"] == "lines[0].supplier_id"
     assert state.ledger.count() == 1
+
+
+def test_the_event_loop_never_waits_on_the_database(client, state, source, served, monkeypatch):
+    import threading
+
+    calls: list[tuple[str, int]] = []
+    loop_threads: set[int] = set()
+
+    def watched(owner, name, into):
+        method = getattr(owner, name)
+
+        def call(*args, **kwargs):
+            into.append((name, threading.get_ident()))
+            return method(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+
+    for name in ("replay_many", "replay", "get", "get_many", "count"):
+        watched(state.ledger, name, calls)
+    watched(state.ledger.keys, "find", calls)
+    watched(client.app.state.runner.store, "create", calls)
+    observed: list[tuple[str, int]] = []
+    watched(state.metrics, "observe_request", observed)  # called on the event loop
+    lender = bearer(state)
+    body = applications(source, served.world, 1)[0]
+    retry = lender | {"Idempotency-Key": "once"}
+    first = client.post("/v1/score", json=body, headers=retry)
+    again = client.post("/v1/score", json=body, headers=retry)  # answered from the ledger
+    gone = client.post("/v1/score", json=body | {"requested_minor": 10**13}, headers=retry)
+    coop_id, contract_id = coop_contracts(source)[0]
+    client.post(
+        f"/v1/coops/{coop_id}/preapprovals",
+        json={"contract_id": contract_id},
+        headers=bearer(state, "coop", coop_id),
+    )
+    loop_threads = {ident for _, ident in observed}
+
+    assert again.json() == first.json() and gone.status_code == 422
+    assert {"replay_many", "get", "find", "create"} <= {name for name, _ in calls}
+    assert len(loop_threads) == 1
+    assert [name for name, ident in calls if ident in loop_threads] == []

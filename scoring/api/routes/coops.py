@@ -83,7 +83,8 @@ async def create_preapproval(
     as_of = state.as_of()
     runner = request.app.state.runner
     run_now = len(chosen) <= state.settings.preapproval_sync_members
-    job, created = runner.store.create(
+    job, created = await run_in_threadpool(
+        runner.store.create,
         key_id=key.key_id,
         idempotency_key=idempotency_key,
         coop_id=coop_id,
@@ -98,7 +99,8 @@ async def create_preapproval(
     )
     if created and run_now:
         results = await run_in_threadpool(runner.run, job)
-        return _json(_body(runner.store.get(job.job_id), results))
+        finished = await run_in_threadpool(runner.store.get, job.job_id)
+        return _json(_body(finished, results))
     if created:
         runner.submit(job.job_id)
     if job.status == "done":  # a retry of a finished request
