@@ -1,4 +1,4 @@
-"""Input contracts, the simulated world and the feature pipelines.
+"""Input tables, the simulated world and the feature pipelines.
 
 Imports nothing from `training` or `scoring`: arrows go features <- training <- scoring.
 Heavy members (validation reads vector files through GDAL) load on first use, so light

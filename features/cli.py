@@ -103,7 +103,7 @@ def data() -> None:
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--no-rasters", is_flag=True, help="Skip opening and reading scene files.")
 def validate(data_dir: Path, no_rasters: bool) -> None:
-    """Check every table, field boundary and scene in DATA_DIR against its contract."""
+    """Check every table, field boundary and scene in DATA_DIR against its declaration."""
     from features.validation import validate_dir
 
     report = validate_dir(data_dir, check_rasters=not no_rasters)

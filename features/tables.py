@@ -41,7 +41,7 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """The contract of one input table."""
+    """The declaration of one input table: columns, key and foreign keys."""
 
     name: str
     description: str
