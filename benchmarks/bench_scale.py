@@ -33,9 +33,10 @@ if workers == 0:
     write_feature_store(sys.argv[1], out=sys.argv[2])
 else:
     from distributed import Client, LocalCluster
+    from features.runners import DaskRunner
     with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as c, \\
             Client(c) as client:
-        write_feature_store(sys.argv[1], out=sys.argv[2], client=client)
+        write_feature_store(sys.argv[1], out=sys.argv[2], runner=DaskRunner(client))
 """
 
 
@@ -50,10 +51,11 @@ if workers == 0:
 else:
     from functools import partial
     from distributed import Client, LocalCluster
+    from features.runners import DaskRunner
     from training.distributed import fit_lightgbm_dask
     with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as c, \\
             Client(c) as client:
-        model = train_model(matrix, fit=partial(fit_lightgbm_dask, client))
+        model = train_model(matrix, fit=partial(fit_lightgbm_dask, DaskRunner(client)))
 open(sys.argv[2], "w").write(json.dumps({"auc": model.metrics["test_auc"],
                                          "trees": model.booster.num_trees()}))
 """

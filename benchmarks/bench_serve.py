@@ -11,7 +11,10 @@ requests per second of each (the median of `--repeats` load runs on one server),
 CPU each server's processes used per answer, measured in the same run, and checks that the
 ledger holds a row for every answered decision. The largest worker count is run a second
 time with the score fast path off (AGRICREDIT_SCORE_FAST_PATH=false: FastAPI handles every
-request), and each of ours reports its mean decision batch (from /metrics).
+request), and each of ours reports its mean decision batch (from /metrics). The same
+worker count is also run with each worker listening on the port itself (`serve
+--reuse-port`, SO_REUSEPORT: the kernel spreads the connections) at the same loads, against
+the supervisor that deals connections in turn (the default).
 
 The first `--concurrency` is the reference load (the p99 target is stated at 8 clients);
 the largest worker count and mlflow are also driven at every other one, the same loads
@@ -131,14 +134,23 @@ def ledger_rows(env: dict) -> int:
 
 
 def ours(
-    args, workers: int, bodies: Path, tmp: Path, *, fast_path: bool, loads: list[int]
+    args,
+    workers: int,
+    bodies: Path,
+    tmp: Path,
+    *,
+    fast_path: bool,
+    loads: list[int],
+    reuse_port: bool = False,
 ) -> tuple[dict[int, Load], Load, dict[int, float]]:
     """The full decision at each load (connections), the same server's /healthz at the first
     (the framework with no work) and the mean number of applications decided together at
     each load."""
     env = os.environ | {
         "AGRICREDIT_DATA_DIR": str(args.data),
-        "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / f'ledger-{workers}-{fast_path}.db'}",
+        "AGRICREDIT_DATABASE_URL": (
+            f"sqlite:///{tmp / f'ledger-{workers}-{fast_path}-{reuse_port}.db'}"
+        ),
         "AGRICREDIT_SCORE_FAST_PATH": str(fast_path).lower(),
     }
     key = subprocess.run(
@@ -147,8 +159,9 @@ def ours(
     ).stdout.splitlines()[1]  # fmt: skip
     port = free_port()
     log = open(tmp / f"serve-{workers}.log", "wb")  # the server writes it while it runs
+    command = [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(
-        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(workers)],
+        command + (["--reuse-port"] if reuse_port else []),
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -289,6 +302,9 @@ def main() -> None:
         )
         for w, fast in setups
     }
+    kernel_dealt = None
+    if top > 1:  # the supervisor against each worker listening itself, the same loads
+        kernel_dealt = ours(args, top, bodies, tmp, fast_path=True, loads=loads, reuse_port=True)
     theirs = peer(args, tmp, loads)
     reference = loads[0]
     print(
@@ -308,9 +324,20 @@ def main() -> None:
             f"  {name}: /v1/score {by_load[reference].rps / theirs[reference].rps:.1f}x mlflow's"
             f" requests/s; an empty route {floor.rps / theirs[reference].rps:.1f}x"
         )
+    swept, _, batches = results[(top, True)]
+    if kernel_dealt is not None:
+        by_kernel, _, kernel_batches = kernel_dealt
+        print(f"\ndealing connections, {top} workers: the supervisor in turn against SO_REUSEPORT")
+        for c in loads:
+            print(
+                swept[c].line(f"{c:3d} connections: supervisor") + f"  batch {batches[c]:.1f}\n"
+                + by_kernel[c].line(f"{c:3d} connections: SO_REUSEPORT")
+                + f"  batch {kernel_batches[c]:.1f}"
+                + f"\n      the supervisor {swept[c].rps / by_kernel[c].rps:.2f}x SO_REUSEPORT's"
+                " requests/s"
+            )  # fmt: skip
     if len(loads) == 1:
         return
-    swept, _, batches = results[(top, True)]
     print(f"\nby load: agricredit /v1/score with {top} worker(s) against mlflow, same loads")
     for c in loads:
         print(

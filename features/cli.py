@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from features.cluster import scheduler_option
 from features.errors import AgricreditError, TableValidationError
 from features.problems import Problem
+from features.runners import runner_for, scheduler_option
 
 MAX_SHOWN = 50
 
@@ -198,7 +198,6 @@ def build(
     """Write the field index series, the training matrix and the farmer snapshot."""
     import pandas as pd
 
-    from features.cluster import dask_client
     from features.feature_store import write_feature_store
 
     if as_of is not None:
@@ -214,9 +213,9 @@ def build(
                 param_hint="--as-of",
             )
     try:
-        with dask_client(scheduler) as client:
+        with runner_for(scheduler) as runner:
             s = write_feature_store(
-                data_dir, out=out, as_of=as_of, progress=not quiet, client=client
+                data_dir, out=out, as_of=as_of, progress=not quiet, runner=runner
             )
     except TableValidationError as exc:
         click.echo(f"{data_dir}: invalid; no features written", err=True)

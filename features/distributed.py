@@ -1,6 +1,7 @@
-"""Feature building on a Dask cluster: the same pure functions as in process, mapped over
-groups of scenes (zonal statistics) and over farmer partitions (every feature source), and
-gathered back in input order. There is no second implementation of any feature."""
+"""Feature building on a Dask runner's cluster: the same pure functions as in process,
+mapped over groups of scenes (zonal statistics) and over farmer partitions (every feature
+source), and gathered back in input order. There is no second implementation of any
+feature."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.assembly import Inputs, Reference, build_features, restrict_to_farmers
+from features.runners import DaskRunner
 from features.satellite.series import SERIES_COLUMNS, build_index_series
 from features.satellite.zonal import FieldSet
 
@@ -24,7 +26,7 @@ def farmer_partition(farmer_ids: pd.Series | np.ndarray, partitions: int) -> np.
 
 
 def index_series_on(
-    client, data_dir: Path | str, scenes: pd.DataFrame, fields: FieldSet
+    runner: DaskRunner, data_dir: Path | str, scenes: pd.DataFrame, fields: FieldSet
 ) -> pd.DataFrame:
     """`build_index_series` with groups of scenes as tasks; workers read the scenes from
     `data_dir`, which they must see (shared or object storage)."""
@@ -34,6 +36,7 @@ def index_series_on(
     ]
     if not groups:
         return pd.DataFrame(columns=list(SERIES_COLUMNS))
+    client = runner.client
     shared = client.scatter(fields, broadcast=True)
     parts = client.gather(
         client.map(partial(build_index_series, str(data_dir)), groups, fields=shared, pure=False)
@@ -54,7 +57,7 @@ def _partition_features(
 
 
 def features_on(
-    client,
+    runner: DaskRunner,
     inputs: Inputs,
     applications: pd.DataFrame,
     *,
@@ -66,7 +69,8 @@ def features_on(
     Each partition gets only its farmers' rows (and their co-ops' contracts); the reference
     tables, which span all farmers, go to every worker once.
     """
-    partitions = partitions or 2 * max(len(client.scheduler_info()["workers"]), 1)
+    client = runner.client
+    partitions = partitions or 2 * runner.workers
     apps = applications.reset_index(drop=True)
     part = farmer_partition(apps["farmer_id"], partitions)
     shared = client.scatter(reference, broadcast=True)

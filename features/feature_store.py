@@ -28,6 +28,7 @@ from features.distributed import features_on, index_series_on
 from features.errors import TableValidationError
 from features.registry import FEATURE_NAMES
 from features.report import plot_feature_report
+from features.runners import IN_PROCESS, LocalRunner, Runner
 from features.satellite.series import build_index_series
 from features.satellite.zonal import FieldSet
 from features.store import atomic_directory
@@ -131,14 +132,14 @@ def write_feature_store(
     out: Path | str | None = None,
     as_of: pd.Timestamp | str | None = None,
     progress: bool = False,
-    client=None,
+    runner: Runner = IN_PROCESS,
 ) -> BuildSummary:
     """Build and write the index series, the training matrix and the farmer snapshot.
 
     `as_of` defaults to just after the latest event in the data. Everything is written to
-    `out` (default DATA_DIR/features) at once, or nothing is. With a Dask `client` the
-    zonal statistics and the features run on its cluster (features/distributed.py); the
-    result is the same.
+    `out` (default DATA_DIR/features) at once, or nothing is. The zonal statistics and
+    the features run where `runner` says (on a Dask cluster: features/distributed.py);
+    the result is the same.
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -146,13 +147,13 @@ def write_feature_store(
     steps = tqdm(total=4, desc="features", unit="step", disable=not progress)
     steps.set_postfix_str("index series")
     build = build_features
-    if client is None:
+    if isinstance(runner, LocalRunner):
         inputs = load_inputs(data_dir, progress=progress)
     else:
         tables = validated_tables(data_dir)
-        series = index_series_on(client, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
+        series = index_series_on(runner, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
         inputs = inputs_from_tables(data_dir, tables, series=series)
-        build = partial(features_on, client)
+        build = partial(features_on, runner)
     when = latest_event(inputs) + pd.Timedelta(seconds=1) if as_of is None else pd.Timestamp(as_of)
     instant_ns(when)  # refuses a naive time with a clear message
     steps.update()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from features.cluster import scheduler_option
+from features.runners import runner_for, scheduler_option
 
 data_option = click.option(
     "--data",
@@ -37,23 +37,36 @@ data_option = click.option(
     help="Log every request line (the ledger and /metrics already record each decision).",
 )
 @click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="With several workers, let each listen on the port itself (SO_REUSEPORT) instead "
+    "of the supervisor dealing connections in turn; for comparison (docs/performance.md).",
+)
+@click.option(
     "--pin-cpus/--no-pin-cpus",
     default=True,
     show_default=True,
     help="With several workers and a CPU for each, keep each worker on its own CPU.",
 )
 def serve(
-    host: str, port: int, data_dir: Path | None, workers: int, access_log: bool, pin_cpus: bool
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    workers: int,
+    access_log: bool,
+    reuse_port: bool,
+    pin_cpus: bool,
 ) -> None:
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
-    from scoring.workers import SERVED_APP, run_workers
+    from scoring.workers import SERVED_APP, run_reuse_port_workers, run_workers
 
     if data_dir is not None:
         os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
     if workers > 1:  # the supervisor deals connections to the workers in turn
-        raise SystemExit(run_workers(host, port, workers, access_log=access_log, pin_cpus=pin_cpus))
+        run = run_reuse_port_workers if reuse_port else run_workers
+        raise SystemExit(run(host, port, workers, access_log=access_log, pin_cpus=pin_cpus))
     uvicorn.run(
         SERVED_APP,
         factory=True,
@@ -171,7 +184,6 @@ def preapprove(
     cluster whose workers see the same data directory and model registry."""
     from tqdm import tqdm
 
-    from features.cluster import dask_client
     from scoring.config import Settings
     from scoring.decide.state import ServiceState
     from scoring.errors import ServiceError
@@ -204,7 +216,7 @@ def preapprove(
             run_now=True,
         )
         with (
-            dask_client(scheduler) as client,
+            runner_for(scheduler) as runner,
             tqdm(total=len(chosen), unit="member", desc="pre-approval") as bar,
         ):
             results = run_job(
@@ -213,7 +225,7 @@ def preapprove(
                 store,
                 chunk=settings.preapproval_chunk_members,
                 on_chunk=lambda done, _total: bar.update(done - bar.n),
-                client=client,
+                runner=runner,
             )
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc

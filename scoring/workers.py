@@ -24,6 +24,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -190,16 +191,30 @@ class _Supervisor:
             worker.process.join(30)
 
 
-def run_workers(
-    host: str, port: int, workers: int, *, access_log: bool, pin_cpus: bool = True
-) -> int:
-    """Run `workers` processes until SIGINT or SIGTERM, each on a CPU of its own when
-    `pin_cpus` (see `worker_cpus`); a worker that dies is replaced, one that cannot start
-    stops them all. Returns the exit code."""
-    listener = listen(host, port)  # fails here, once, when the port is taken
-    listener.setblocking(False)
-    # the workers' metrics go to files in one directory, so /metrics reports all of them;
-    # a directory the operator names is theirs to empty between runs
+def _reuse_port_worker(host: str, port: int, access_log: bool, cpu: int | None) -> None:
+    pin_to_cpu(cpu)  # before any thread starts
+    sock = reuse_port_listener(host, port)
+    config = uvicorn.Config(SERVED_APP, factory=True, log_level="info", access_log=access_log)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def reuse_port_listener(host: str, port: int) -> socket.socket:
+    """A listening socket of this worker's own on a port other workers listen on too
+    (SO_REUSEPORT: the kernel hashes each new connection to one of them)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+@contextlib.contextmanager
+def _workers_metrics_and_signals() -> Iterator[Callable[[], bool]]:
+    """Every worker's metrics in one directory, so /metrics reports all of them (a
+    directory the operator names is theirs to empty between runs); yields whether SIGINT
+    or SIGTERM has asked to stop."""
     own_metrics_dir = None
     if MULTIPROCESS_DIR not in os.environ:
         own_metrics_dir = os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="agricredit-")
@@ -211,6 +226,63 @@ def run_workers(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    try:
+        yield lambda: stopping
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+
+def run_reuse_port_workers(
+    host: str, port: int, workers: int, *, access_log: bool, pin_cpus: bool = True
+) -> int:
+    """Run `workers` processes that each listen on the port themselves (SO_REUSEPORT), the
+    kernel spreading connections, until SIGINT or SIGTERM: the plain alternative to the
+    supervisor, kept to measure against it (benchmarks/bench_serve.py). A worker that
+    exits stops them all. Returns the exit code."""
+    listen(host, port).close()  # fails here, once, when the port is taken
+    context = multiprocessing.get_context("spawn")  # LightGBM and fork do not mix
+    cpus = worker_cpus(workers) if pin_cpus else [None] * workers
+    with _workers_metrics_and_signals() as stopping:
+        processes = [
+            context.Process(target=_reuse_port_worker, args=(host, port, access_log, cpu))
+            for cpu in cpus
+        ]
+        for process in processes:
+            process.start()
+        try:
+            while not stopping() and all(p.is_alive() for p in processes):
+                time.sleep(CHECK_EVERY_S)
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            for process in processes:
+                process.join(30)
+    return 0 if all(p.exitcode in (0, -signal.SIGTERM) for p in processes) else 1
+
+
+def run_workers(
+    host: str, port: int, workers: int, *, access_log: bool, pin_cpus: bool = True
+) -> int:
+    """Run `workers` processes until SIGINT or SIGTERM, each on a CPU of its own when
+    `pin_cpus` (see `worker_cpus`); a worker that dies is replaced, one that cannot start
+    stops them all. Returns the exit code."""
+    listener = listen(host, port)  # fails here, once, when the port is taken
+    listener.setblocking(False)
+    with _workers_metrics_and_signals() as stopping:
+        return _deal(listener, workers, access_log=access_log, pin_cpus=pin_cpus,
+                     stopping=stopping)  # fmt: skip
+
+
+def _deal(
+    listener: socket.socket,
+    workers: int,
+    *,
+    access_log: bool,
+    pin_cpus: bool,
+    stopping: Callable[[], bool],
+) -> int:
     selector = selectors.DefaultSelector()
     cpus = worker_cpus(workers) if pin_cpus else [None] * workers
     supervisor = _Supervisor(cpus, access_log, selector)
@@ -220,7 +292,7 @@ def run_workers(
     listening = False
     code, checked = 0, time.monotonic()
     try:
-        while not stopping:
+        while not stopping():
             for ready, _events in selector.select(CHECK_EVERY_S):
                 if ready.data is not None:
                     supervisor.heard(ready.data)
@@ -244,6 +316,4 @@ def run_workers(
         selector.close()
         listener.close()
         supervisor.stop()
-        if own_metrics_dir is not None:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return code

@@ -9,6 +9,7 @@ import pytest
 
 from features.assembly import Inputs
 from features.feature_store import load_inputs, write_feature_store
+from features.runners import DaskRunner
 from features.simulate.params import WorldParams
 from features.simulate.world import WorldSummary, simulate_world
 from scoring.decide.data import FeatureSource
@@ -52,8 +53,8 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def dask_client():
-    """A client of a local Dask cluster of two single-threaded worker processes."""
+def dask_runner():
+    """A runner on a local Dask cluster of two single-threaded worker processes."""
     from distributed import Client, LocalCluster
 
     with (
@@ -62,7 +63,7 @@ def dask_client():
         ) as cluster,
         Client(cluster) as client,
     ):
-        yield client
+        yield DaskRunner(client)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +110,7 @@ def source(served: Served) -> FeatureSource:
 
 # Tests that build the default world run on one xdist worker (it is built once per worker
 # that needs it); so do those on a local Dask cluster (one cluster per worker).
-_GROUPS = (("default_world", "default-world"), ("dask_client", "dask"))
+_GROUPS = (("default_world", "default-world"), ("dask_runner", "dask"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -191,7 +191,13 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    world: Path, training, ledger_url: str, logs: Path, workers: int = 1, extra_env=None
+    world: Path,
+    training,
+    ledger_url: str,
+    logs: Path,
+    workers: int = 1,
+    extra_env=None,
+    serve_args: tuple[str, ...] = (),
 ):
     """`agricredit serve` on a free loopback port, with a lender and a scientist key."""
     port = free_port()
@@ -214,7 +220,7 @@ def running_server(
     # a file, not a pipe: nobody reads a pipe here, and a full one would stall the server
     log = open(logs / "serve.log", "wb")
     proc = subprocess.Popen(
-        [cli, "serve", "--port", str(port), "--workers", str(workers)],
+        [cli, "serve", "--port", str(port), "--workers", str(workers), *serve_args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

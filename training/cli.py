@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from features.cluster import scheduler_option
 from features.registry import SOURCES
+from features.runners import runner_for, scheduler_option
 
 
 def _sources(text: str) -> tuple[str, ...]:
@@ -65,7 +65,6 @@ def train(
 ) -> None:
     """Train, calibrate and evaluate the PD model; track it in MLflow and register it.
     With --scheduler the booster grows on a Dask cluster (LightGBM's distributed learner)."""
-    from features.cluster import dask_client
     from training.runner import run_training
     from training.scaling import ScoreScaler
 
@@ -73,7 +72,7 @@ def train(
         scaler = ScoreScaler(base_points=base_points, base_odds=base_odds, pdo=pdo)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    with dask_client(scheduler) as client:
+    with runner_for(scheduler) as runner:
         result = run_training(
             data_dir,
             sources=_sources(sources),
@@ -82,7 +81,7 @@ def train(
             register=not no_register,
             scaler=scaler,
             echo=click.echo,
-            client=client,
+            runner=runner,
         )
     if not result.checks_passed:
         raise SystemExit(1)

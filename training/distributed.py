@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import FeatureSpec
+from features.runners import DaskRunner
 from training.model import LightGBMSettings
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def early_stopping_point(losses: list[float], patience: int) -> int | None:
 
 
 def fit_lightgbm_dask(
-    client,
+    runner: DaskRunner,
     train_x: pd.DataFrame,
     train_y: np.ndarray,
     valid_x: pd.DataFrame,
@@ -83,7 +84,7 @@ def fit_lightgbm_dask(
         for k, v in settings.params(features).items()
         if k not in _NOT_PASSED
     }
-    workers = max(len(client.scheduler_info()["workers"]), 1)
+    client, workers = runner.client, runner.workers
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **params)
     with warnings.catch_warnings():
         # the wrapper always passes n_jobs; each worker's thread count replaces it anyway

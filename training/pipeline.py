@@ -76,7 +76,7 @@ def train_model(
         oracle_pd: the true probability of default by application_id (simulated data
             only); adds the oracle's AUC and the model/oracle ratio on the test season.
         groups: audit attributes by farmer_id (e.g. county, gender), never model inputs.
-        fit: grows the booster (`fit_lightgbm`, or `fit_lightgbm_dask` bound to a client).
+        fit: grows the booster (`fit_lightgbm`, or `fit_lightgbm_dask` bound to a Dask runner).
     """
     settings = settings or LightGBMSettings()
     scaler = scaler or ScoreScaler()

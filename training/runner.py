@@ -11,6 +11,7 @@ import pandas as pd
 
 from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
+from features.runners import IN_PROCESS, DaskRunner, Runner
 from training.config import get_training_settings
 from training.distributed import fit_lightgbm_dask
 from training.gate import GateReport, evaluate_gate
@@ -47,14 +48,14 @@ def run_training(
     register: bool = True,
     scaler: ScoreScaler | None = None,
     echo: Callable[[str], None] = print,
-    client=None,
+    runner: Runner = IN_PROCESS,
 ) -> TrainedModel:
     """Train on DATA_DIR's features, record the run (and ablations) and register it; with
-    a Dask `client` every booster grows on its cluster."""
+    a Dask runner every booster grows on its cluster."""
     settings = get_training_settings()
     matrix, oracle, audit = _inputs(Path(data_dir), echo)
     use_experiment(experiment or settings.experiment, settings)
-    fit = fit_lightgbm if client is None else partial(fit_lightgbm_dask, client)
+    fit = partial(fit_lightgbm_dask, runner) if isinstance(runner, DaskRunner) else fit_lightgbm
     model = train_model(
         matrix, sources=sources, oracle_pd=oracle, groups=audit, scaler=scaler, fit=fit
     )

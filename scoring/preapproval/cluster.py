@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from features.runners import DaskRunner
 from scoring.decide.data import FeatureSource
 from scoring.decide.model_store import ModelStore
 from scoring.decide.policy import load_policy
@@ -32,8 +33,11 @@ def _decide_on_worker(data_dir: str, policy_path: str, version: str, training, p
     )
 
 
-def submit_chunks(client, state, model, plan, chunks: dict, *, job_id: str, context: dict):
+def submit_chunks(
+    runner: DaskRunner, state, model, plan, chunks: dict, *, job_id: str, context: dict
+):
     """A future per chunk (chunk number -> future of `decide_chunk`'s rows)."""
+    client = runner.client
     shared = client.scatter(plan, broadcast=True)
     settings = state.settings
     # the registry the caller loaded its model from, not whatever a worker's env names

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from features.runners import IN_PROCESS, LocalRunner, Runner
 from scoring.decide.state import ServiceState
 from scoring.ledger.jobs import Job, JobStore
 from scoring.preapproval.cluster import submit_chunks
@@ -41,12 +42,12 @@ def run_job(
     *,
     chunk: int,
     on_chunk: Callable[[int, int], None] | None = None,
-    client=None,
+    runner: Runner = IN_PROCESS,
 ) -> list[dict]:
     """Decide every member of the job, chunk by chunk, and write the co-op level row.
 
     A chunk already in the ledger (an earlier, interrupted run) is read back, not decided
-    again. With a Dask `client` the chunks are decided on its cluster. Returns every
+    again. On a Dask runner the chunks are decided on its cluster. Returns every
     member's result in request order, not-members included.
     """
     model = state.models.current
@@ -73,7 +74,7 @@ def run_job(
         for n, (ident, request) in enumerate(requests)
         if state.ledger.replay(key_id=job.key_id, idempotency_key=ident, request=request) is None
     ]
-    if client is None:
+    if isinstance(runner, LocalRunner):
         decided = {
             n: decide_chunk(
                 plan, chunks[n], job_id=job.job_id, source=state.source, model=model,
@@ -82,7 +83,7 @@ def run_job(
             for n in todo
         }  # fmt: skip
     else:  # every chunk a task at once; their rows are written here, in order, as they come
-        decided = submit_chunks(client, state, model, plan, {n: chunks[n] for n in todo},
+        decided = submit_chunks(runner, state, model, plan, {n: chunks[n] for n in todo},
                                 job_id=job.job_id, context=context)  # fmt: skip
     results: list[dict] = []
     done = 0
@@ -90,7 +91,7 @@ def run_job(
         ident, request = requests[n]
         written = False
         if n in decided:
-            pairs = decided[n] if client is None else decided[n].result()
+            pairs = decided[n] if isinstance(runner, LocalRunner) else decided[n].result()
             _, written = state.ledger.record(
                 key_id=job.key_id,
                 idempotency_key=ident,

@@ -235,3 +235,27 @@ def test_a_job_interrupted_by_a_killed_server_resumes_after_restart(served, sour
     assert [m["farmer_id"] for m in job["members"]] == members
     assert book.count() == len(members) + 1 and book.verify().ok
     book.close()
+
+
+def test_workers_listening_on_the_port_themselves_serve_one_ledger(served, source, tmp_path):
+    # the plain SO_REUSEPORT alternative the benchmark measures the supervisor against
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_server(
+        served.world, served.training, url, tmp_path, workers=2, serve_args=("--reuse-port",)
+    ) as (base, keys, ledger_url, _):
+        auth = {"Authorization": f"Bearer {keys['lender']}"}
+        bodies = applications(source, served.world, 10)
+
+        def post(i: int) -> httpx.Response:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                return client.post("/v1/score", json=bodies[i], headers=auth)
+
+        with ThreadPoolExecutor(5) as pool:
+            responses = list(pool.map(post, range(10)))
+        workers = set(_workers_of(base, 16))
+
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
+    assert 1 <= len(workers) <= 2
+    book = Ledger(ledger_url)
+    assert book.count() == 10 and book.verify().ok
+    book.close()

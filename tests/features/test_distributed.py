@@ -8,9 +8,9 @@ from features.distributed import farmer_partition
 from features.feature_store import SERIES_FILE, SNAPSHOT_FILE, TRAINING_FILE, write_feature_store
 
 
-def test_cluster_build_equals_in_process_build(tiny_world, tmp_path, dask_client):
+def test_cluster_build_equals_in_process_build(tiny_world, tmp_path, dask_runner):
     here = write_feature_store(tiny_world, out=tmp_path / "here")
-    there = write_feature_store(tiny_world, out=tmp_path / "there", client=dask_client)
+    there = write_feature_store(tiny_world, out=tmp_path / "there", runner=dask_runner)
 
     assert (here.as_of, here.training_rows, here.snapshot_rows) == (
         there.as_of,
@@ -34,7 +34,7 @@ def test_a_farmer_always_lands_in_the_same_partition():
     ).all()
 
 
-def test_features_build_command_takes_a_scheduler(tiny_world, tmp_path, dask_client):
+def test_features_build_command_takes_a_scheduler(tiny_world, tmp_path, dask_runner):
     from click.testing import CliRunner
 
     from scoring.cli import main
@@ -43,7 +43,7 @@ def test_features_build_command_takes_a_scheduler(tiny_world, tmp_path, dask_cli
     result = CliRunner().invoke(
         main,
         ["features", "build", "--data", str(tiny_world), "--out", str(out), "--quiet",
-         "--scheduler", dask_client.scheduler.address],
+         "--scheduler", dask_runner.client.scheduler.address],
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ from scoring.preapproval.runner import run_job
 from tests.factories import coop_contracts, every_member_job
 
 
-def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask_client):
+def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask_runner):
     coop_id, contract_id = coop_contracts(source)[0]
     members = source.coop_members[coop_id]
     store = JobStore(state.ledger)
@@ -16,7 +16,7 @@ def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask
         return every_member_job(store, source, (coop_id, contract_id), key_id="k")
 
     here = run_job(new_job(), state, store, chunk=7)
-    there = run_job(new_job(), state, store, chunk=7, client=dask_client)
+    there = run_job(new_job(), state, store, chunk=7, runner=dask_runner)
 
     def without_ids(rows):
         return [{k: v for k, v in r.items() if k != "decision_id"} for r in rows]
@@ -27,7 +27,7 @@ def test_batch_scores_on_the_cluster_equal_in_process_scores(state, source, dask
 
 
 def test_preapprove_command_on_a_scheduler_writes_the_in_process_result(
-    served, source, dask_client, tmp_path, monkeypatch
+    served, source, dask_runner, tmp_path, monkeypatch
 ):
     import csv
     import io
@@ -46,7 +46,13 @@ def test_preapprove_command_on_a_scheduler_writes_the_in_process_result(
     here = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "here.csv")])
     there = CliRunner().invoke(
         main,
-        [*args, "--out", str(tmp_path / "there.csv"), "--scheduler", dask_client.scheduler.address],
+        [
+            *args,
+            "--out",
+            str(tmp_path / "there.csv"),
+            "--scheduler",
+            dask_runner.client.scheduler.address,
+        ],
     )
 
     assert here.exit_code == 0 and there.exit_code == 0, there.output

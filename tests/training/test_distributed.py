@@ -27,10 +27,10 @@ def default_matrix(default_features) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_cluster_model_goes_through_the_same_split_checks_and_artifact(
-    default_matrix, dask_client, tmp_path
+    default_matrix, dask_runner, tmp_path
 ):
     here = train_model(default_matrix)
-    there = train_model(default_matrix, fit=partial(fit_lightgbm_dask, dask_client))
+    there = train_model(default_matrix, fit=partial(fit_lightgbm_dask, dask_runner))
 
     assert there.split.test["application_id"].equals(here.split.test["application_id"])
     assert there.checks_passed
