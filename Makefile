@@ -40,7 +40,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not e2e"
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy
 
 fmt: setup
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -216,5 +216,6 @@ def training_matrix(
     repaid_in_time = before(settled, np.minimum(matured, t))
     matrix["outcome_at"] = pd.to_datetime(matured, utc=True)
     matrix["outcome_known"] = known
-    matrix["defaulted"] = pd.array(np.where(known, ~repaid_in_time, None), dtype="boolean")
+    outcome = np.where(known, ~repaid_in_time, np.array(None, dtype=object))
+    matrix["defaulted"] = pd.array(outcome, dtype="boolean")
     return matrix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,14 +72,18 @@ def simulate(
     from features.simulate.world import simulate_world
 
     try:
+        optional: dict[str, Any] = {}  # the parameters' own defaults unless given
+        if members_per_coop is not None:
+            optional["members_per_coop"] = members_per_coop
+        if coop_member_share is not None:
+            optional["coop_member_share"] = coop_member_share
         params = WorldParams(
             farmers=farmers,
             seasons=seasons,
             seed=seed,
             counties=counties,
             imagery_counties=imagery_counties,
-            **({} if members_per_coop is None else {"members_per_coop": members_per_coop}),
-            **({} if coop_member_share is None else {"coop_member_share": coop_member_share}),
+            **optional,
         )
     except AgricreditError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -10,6 +10,7 @@ the sum over all workers; the model version is reported per live worker (a `pid`
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -63,7 +64,7 @@ class ServiceMetrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64),
         )
-        self._children: dict[tuple, tuple] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}  # label values -> child(ren)
         self.model = Gauge(
             "agricredit_model_version",
             "Model version served (1 = current)",
@@ -84,9 +85,9 @@ class ServiceMetrics:
     def exposition(self) -> bytes:
         """Every metric in Prometheus text format."""
         if self.shared_dir is None:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry) if self.registry is not None else b""
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.shared_dir)
+        multiprocess.MultiProcessCollector(registry, path=self.shared_dir)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -29,7 +29,7 @@ def worker_cpus(workers: int) -> list[int | None]:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if workers > len(cpus):
         return [None] * workers
-    return cpus[:workers]
+    return list[int | None](cpus[:workers])
 
 
 def pin_to_cpu(cpu: int | None) -> None:

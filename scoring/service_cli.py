@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from features.runners import runner_for, scheduler_option
+
+if TYPE_CHECKING:  # the commands import what they run when they run (a fast --help)
+    from scoring.ledger.keys import Role
+    from scoring.ledger.repo import Ledger
+    from scoring.preapproval.plan import MemberRequest
 
 data_option = click.option(
     "--data",
@@ -78,7 +85,7 @@ def serve(
 
 
 @contextmanager
-def _ledger():
+def _ledger() -> Iterator[Ledger]:
     from scoring.config import get_settings
     from scoring.ledger.repo import Ledger
 
@@ -99,7 +106,7 @@ def keys() -> None:
 @click.option("--role", type=click.Choice(["lender", "coop", "scientist"]), required=True)
 @click.option("--coop", "coop_id", default=None, help="The co-op a coop key belongs to.")
 @click.option("--name", default="", help="Who the key is for.")
-def create_key_command(role: str, coop_id: str | None, name: str) -> None:
+def create_key_command(role: Role, coop_id: str | None, name: str) -> None:
     """Create a key and print it once; only its hash is stored."""
     from scoring.ledger.keys import create_key
 
@@ -193,7 +200,7 @@ def preapprove(
     from scoring.preapproval.runner import OPERATOR_KEY, run_job
     from scoring.runtime import settle_after_loading
 
-    settings = Settings(**({} if data_dir is None else {"data_dir": data_dir}))
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     listed = None if members_file is None else _read_members(members_file)
     state = ServiceState.build(settings)
     settle_after_loading()
@@ -245,7 +252,7 @@ def preapprove(
         click.echo(f"wrote {out}")
 
 
-def _read_members(path: Path):
+def _read_members(path: Path) -> list[MemberRequest]:
     """Members from a CSV file, every problem named by row and column."""
     import csv
 
@@ -257,7 +264,7 @@ def _read_members(path: Path):
         if "farmer_id" not in (reader.fieldnames or []):
             raise click.BadParameter(f"{path}: needs a farmer_id column", param_hint="--members")
         for row_no, row in enumerate(reader, start=2):
-            values: dict = {"farmer_id": (row.get("farmer_id") or "").strip()}
+            values: dict[str, Any] = {"farmer_id": (row.get("farmer_id") or "").strip()}
             if not values["farmer_id"]:
                 problems.append(f"{path}:{row_no}: farmer_id is empty")
             for column, kind, noun in (

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 
 import uvicorn
 from prometheus_client import multiprocess
@@ -69,7 +70,7 @@ class HandedServer(uvicorn.Server):
         # uvicorn passes its sockets here; this server listens on none
         await super().startup(sockets=[])
         protocol = functools.partial(
-            self.config.http_protocol_class,
+            self.config.http_protocol_class,  # type: ignore[call-arg]
             config=self.config,
             server_state=self.server_state,
             app_state=self.lifespan.state,
@@ -79,7 +80,9 @@ class HandedServer(uvicorn.Server):
         loop.add_reader(self.channel.fileno(), self._take, loop, protocol)
         self.channel.send(READY)  # connections may come here now
 
-    def _take(self, loop: asyncio.AbstractEventLoop, protocol) -> None:
+    def _take(
+        self, loop: asyncio.AbstractEventLoop, protocol: Callable[[], asyncio.Protocol]
+    ) -> None:
         while True:
             try:
                 message, fds, _flags, _address = socket.recv_fds(self.channel, 1, 1)
@@ -104,7 +107,7 @@ def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
 
 @dataclass
 class _Worker:
-    process: multiprocessing.Process
+    process: BaseProcess
     channel: socket.socket  # the supervisor's end
     cpu: int | None  # the CPU it is pinned to, if any
     # serving; one still starting is dealt a connection only when none is ready (the
@@ -171,7 +174,9 @@ class _Supervisor:
             if worker.process.is_alive():
                 continue
             # its per-process gauges (the model it served) leave /metrics with it
-            multiprocess.mark_process_dead(worker.process.pid, os.environ[MULTIPROCESS_DIR])
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                worker.process.pid, os.environ[MULTIPROCESS_DIR]
+            )
             if worker.process.exitcode == STARTUP_FAILURE:
                 log.error("a worker could not start (see above); stopping")
                 return STARTUP_FAILURE
@@ -220,7 +225,7 @@ def _workers_metrics_and_signals() -> Iterator[Callable[[], bool]]:
         own_metrics_dir = os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="agricredit-")
     stopping = False
 
-    def stop(_signum, _frame) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
@@ -284,7 +289,7 @@ def _deal(
     stopping: Callable[[], bool],
 ) -> int:
     selector = selectors.DefaultSelector()
-    cpus = worker_cpus(workers) if pin_cpus else [None] * workers
+    cpus: list[int | None] = worker_cpus(workers) if pin_cpus else [None] * workers
     supervisor = _Supervisor(cpus, access_log, selector)
     # Connections wait in the backlog until every worker has started: the first to be ready
     # would otherwise be dealt every connection opened meanwhile, and keep-alive ones stay

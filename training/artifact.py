@@ -60,11 +60,11 @@ class ModelBundle:
         # an array is taken to be in that order already
         if isinstance(rows, np.ndarray):
             return rows
-        return rows[self.feature_names].to_numpy(dtype=float, na_value=np.nan)
+        return np.asarray(rows[self.feature_names].to_numpy(dtype=float, na_value=np.nan))
 
     def raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Raw log-odds of default."""
-        return self.booster.predict(self.matrix(rows), raw_score=True, num_threads=1)
+        return np.asarray(self.booster.predict(self.matrix(rows), raw_score=True, num_threads=1))
 
     def predict_pd(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated probability of default."""
@@ -73,7 +73,8 @@ class ModelBundle:
     def contributions(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per-feature contributions to the raw score; the last column is the expected value."""
         x = self.matrix(rows)
-        return self.booster.predict(x, pred_contrib=True, num_threads=1).reshape(len(x), -1)
+        out = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=1))
+        return out.reshape(len(x), -1)
 
 
 def write_bundle(

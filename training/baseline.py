@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def fit_baseline(x: pd.DataFrame, y: np.ndarray, *, seed: int = 7):
+def fit_baseline(x: pd.DataFrame, y: np.ndarray, *, seed: int = 7) -> Pipeline:
     """Median imputation with missing-value indicators, scaling, L2 logistic regression."""
     model = make_pipeline(
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
@@ -20,6 +20,6 @@ def fit_baseline(x: pd.DataFrame, y: np.ndarray, *, seed: int = 7):
     return model.fit(x, y)
 
 
-def predict_baseline(model, x: pd.DataFrame) -> np.ndarray:
+def predict_baseline(model: Pipeline, x: pd.DataFrame) -> np.ndarray:
     """Probability of default from the baseline."""
-    return model.predict_proba(x)[:, 1]
+    return np.asarray(model.predict_proba(x)[:, 1])

@@ -10,6 +10,8 @@ season of history, each season weighted equally. Stored as JSON with the model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import expit
@@ -54,15 +56,16 @@ class Calibrator:
     def predict(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated probability of default."""
         self._check_is_fitted()
-        return expit(self.a_ * np.asarray(raw, float) + self.b_)
+        pd_: np.ndarray = expit(self.a_ * np.asarray(raw, float) + self.b_)
+        return pd_
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters."""
         self._check_is_fitted()
         return {"method": "platt", "a": self.a_, "b": self.b_}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Calibrator:
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         """Rebuild from `to_dict` output."""
         if data.get("method") != "platt":
             raise ValueError(f"unknown calibration method {data.get('method')!r}")

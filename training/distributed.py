@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,7 +24,7 @@ _SKLEARN_NAMES = {"seed": "random_state"}
 _NOT_PASSED = {"metric", "num_threads"}  # the metric is the caller's; threads are per worker
 
 
-def _chunks(client, x: np.ndarray, parts: int):
+def _chunks(client: Any, x: np.ndarray, parts: int) -> Any:  # a dask.array.Array
     """A Dask array of `x` in `parts` row blocks, each sent to the cluster once (scattered,
     not embedded in the task graph)."""
     import dask.array as da
@@ -31,9 +32,9 @@ def _chunks(client, x: np.ndarray, parts: int):
     rows = max(math.ceil(len(x) / parts), 1)
     blocks = [x[i : i + rows] for i in range(0, len(x), rows)]
     futures = client.scatter(blocks)
-    return da.concatenate(
+    return da.concatenate(  # type: ignore[no-untyped-call]
         [
-            da.from_delayed(f, shape=b.shape, dtype=b.dtype)
+            da.from_delayed(f, shape=b.shape, dtype=b.dtype)  # type: ignore[no-untyped-call]
             for f, b in zip(futures, blocks, strict=True)
         ]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -32,9 +33,9 @@ class LightGBMSettings:
     early_stopping_rounds: int = 100
     seed: int = 7
     num_threads: int = 2
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    def params(self, features: list[FeatureSpec]) -> dict:
+    def params(self, features: list[FeatureSpec]) -> dict[str, Any]:
         """LightGBM parameters, deterministic for a given data set and seed."""
         return {
             "objective": "binary",
@@ -89,9 +90,13 @@ def fit_lightgbm(
 
 def raw_scores(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     """Raw log-odds of the best iteration, one thread (the request path's setting)."""
-    return booster.predict(x, raw_score=True, num_iteration=booster.best_iteration or None)
+    return np.asarray(
+        booster.predict(x, raw_score=True, num_iteration=booster.best_iteration or None)
+    )
 
 
 def contributions(booster: lgb.Booster, x: pd.DataFrame) -> np.ndarray:
     """Per-feature contributions to the raw score (SHAP values; last column: expected value)."""
-    return booster.predict(x, pred_contrib=True, num_iteration=booster.best_iteration or None)
+    return np.asarray(
+        booster.predict(x, pred_contrib=True, num_iteration=booster.best_iteration or None)
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from training.pipeline import TrainedModel
 
 
-def _table(rows: list[tuple], header: tuple) -> str:
+def _table(rows: list[tuple[Any, ...]], header: tuple[Any, ...]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)

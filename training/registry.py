@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -85,7 +86,7 @@ def set_champion(client: MlflowClient, version: str, *, name: str = MODEL_NAME) 
     client.set_registered_model_alias(name, CHAMPION, version)
 
 
-def list_versions(client: MlflowClient, *, name: str = MODEL_NAME) -> list[dict]:
+def list_versions(client: MlflowClient, *, name: str = MODEL_NAME) -> list[dict[str, Any]]:
     """Every version, newest first, with its aliases and key test metrics."""
     try:
         versions = client.search_model_versions(f"name='{name}'")

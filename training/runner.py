@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 
 from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
@@ -93,17 +94,23 @@ def run_training(
     return model
 
 
+def _run_of(version: ModelVersion) -> str:
+    if version.run_id is None:
+        raise LookupError(f"model version {version.version} names no training run")
+    return str(version.run_id)
+
+
 def promote_version(version: str) -> GateReport:
     """Check VERSION against the gate and the current champion; set the alias if it passes."""
     client = get_client()
     candidate = get_version(client, version)
-    metrics = client.get_run(candidate.run_id).data.metrics
+    metrics = client.get_run(_run_of(candidate)).data.metrics
     try:
         champion = get_version(client, CHAMPION)
     except LookupError:
         champion = None
     champion_metrics = (
-        client.get_run(champion.run_id).data.metrics
+        client.get_run(_run_of(champion)).data.metrics
         if champion is not None and champion.version != candidate.version
         else None
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ class ScoreScaler:
         p = np.clip(np.asarray(pd_, dtype=float), 1e-6, 1 - 1e-6)
         factor = self.pdo / math.log(2)
         offset = self.base_points - factor * math.log(self.base_odds)
-        return np.round(offset + factor * np.log((1 - p) / p))
+        points: np.ndarray = np.round(offset + factor * np.log((1 - p) / p))
+        return points
 
     def band(self, pd_: np.ndarray) -> np.ndarray:
         """Risk band of each probability of default."""
@@ -47,11 +49,11 @@ class ScoreScaler:
         idx = np.searchsorted(np.array(list(self.bands.values())), np.asarray(pd_), side="left")
         return np.array(names, dtype=object)[np.minimum(idx, len(names) - 1)]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (stored with the model)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ScoreScaler:
+    def from_dict(cls, data: dict[str, Any]) -> ScoreScaler:
         """Rebuild from `to_dict` output."""
         return cls(**data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,10 +120,10 @@ class SceneBands:
     def from_row(cls, data_dir: Path, row: pd.Series) -> SceneBands:
         """Band roles of a row of the scenes table; the path is relative to `data_dir`."""
 
-        def optional_int(value: object) -> int | None:
+        def optional_int(value: Any) -> int | None:
             return None if pd.isna(value) else int(value)
 
-        def number(value: object, default: float) -> float:
+        def number(value: Any, default: float) -> float:
             return default if pd.isna(value) else float(value)
 
         return cls(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pyproj import Geod
 from tqdm import tqdm
@@ -20,7 +21,9 @@ def field_set(boundaries: FieldBoundaries) -> FieldSet:
     """The readable polygons of a boundaries file as a FieldSet keyed by field_id."""
     keep = [g is not None for g in boundaries.geometry]
     ids = boundaries.properties["field_id"].to_numpy()[keep]
-    geoms = [g for g in boundaries.geometry if g is not None]
+    readable = [g for g in boundaries.geometry if g is not None]
+    geoms = np.empty(len(readable), dtype=object)  # an array of geometries, never unpacked
+    geoms[:] = readable
     return FieldSet(ids, geoms, boundaries.crs)
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from scoring.api.errors import add_problem_handlers
 from scoring.api.fast_path import SCORE_PATH, ScoreFastPath
@@ -24,7 +25,7 @@ class ScoringAPI(FastAPI):
 
     fast_path: ScoreFastPath | None = None
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.fast_path is not None
             and scope["type"] == "http"

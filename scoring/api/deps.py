@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -14,7 +15,8 @@ from scoring.ledger.keys import ApiKey, KeyStore, Role, check_role, secret_of
 
 async def get_state(request: Request) -> ServiceState:
     """The state the lifespan built."""
-    return request.app.state.service
+    state: ServiceState = request.app.state.service
+    return state
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
@@ -22,7 +24,8 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 
 async def get_decisions(request: Request) -> DecisionBatcher:
     """The worker's decision batcher."""
-    return request.app.state.decisions
+    batcher: DecisionBatcher = request.app.state.decisions
+    return batcher
 
 
 DecisionsDep = Annotated[DecisionBatcher, Depends(get_decisions)]
@@ -43,7 +46,7 @@ async def caller_key(store: KeyStore, header: str | None, *, allowed: tuple[Role
     return check_role(key, allowed=allowed)
 
 
-def _role(*roles: Role):
+def _role(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(
         state: StateDep, authorization: Annotated[str | None, Header()] = None
     ) -> ApiKey:

@@ -5,6 +5,7 @@ anything unforeseen as a generic 500 whose detail goes to the log only."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,7 @@ PROBLEM = "application/problem+json"
 
 def problem(
     status: int, title: str, detail: str, code: str, request_id: str, field: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The body of an error answer (RFC 9457), naming the request it answers."""
     return {
         "type": "about:blank",
@@ -31,7 +32,7 @@ def problem(
     }
 
 
-def internal_error(request_id: str) -> dict:
+def internal_error(request_id: str) -> dict[str, Any]:
     """What an unexpected failure answers: no detail beyond the request id to quote."""
     return problem(
         500, "Internal error", "the service failed; quote the request id", "internal_error",

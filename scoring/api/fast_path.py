@@ -21,6 +21,7 @@ import time
 
 import orjson
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoring import ids
 from scoring.api.deps import caller_key
@@ -40,7 +41,9 @@ class ScoreFastPath:
     def __init__(self, *, limit: int) -> None:
         self.limit = limit
 
-    async def __call__(self, scope, receive, send, framework) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, framework: ASGIApp
+    ) -> None:
         """Answer the request, or hand it to `framework` (the app's middleware stack)."""
         started = time.perf_counter()
         headers: dict[bytes, bytes] = {}
@@ -75,7 +78,7 @@ class ScoreFastPath:
         metrics = scope["app"].state.service.metrics
         metrics.observe_request(SCORE_PATH, "POST", status, time.perf_counter() - started)
 
-    async def _answer(self, scope, headers: dict[bytes, bytes], body: bytes) -> bytes | None:
+    async def _answer(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> bytes | None:
         """The decision's JSON, or None when the route should answer instead."""
         if headers.get(b"content-type", b"").split(b";")[0].strip() != _JSON:
             return None

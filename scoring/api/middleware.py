@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoring import ids
 from scoring.api.errors import PROBLEM, problem
@@ -16,15 +17,15 @@ from scoring.api.errors import PROBLEM, problem
 class ReadBody:
     """A request body as read so far: the ASGI messages (to hand on unread) and the bytes."""
 
-    messages: list[dict]
+    messages: list[Message]
     body: bytes
     complete: bool  # the whole body arrived within the limit
     too_large: bool
 
 
-async def read_body(receive, limit: int) -> ReadBody:
+async def read_body(receive: Receive, limit: int) -> ReadBody:
     """Read a request's body, stopping as soon as it passes `limit` bytes."""
-    messages: list[dict] = []
+    messages: list[Message] = []
     body = b""
     while True:
         message = await receive()
@@ -38,11 +39,11 @@ async def read_body(receive, limit: int) -> ReadBody:
             return ReadBody(messages, body, complete=True, too_large=False)
 
 
-def replay(messages: list[dict], receive):
+def replay(messages: list[Message], receive: Receive) -> Receive:
     """A receive that gives the messages already read, then the connection's own."""
     pending = list(messages)
 
-    async def replayed() -> dict:
+    async def replayed() -> Message:
         if pending:
             return pending.pop(0)
         return await receive()
@@ -55,12 +56,17 @@ class BodyLimit:
     `batch_prefix` (co-op member lists) may send up to `batch_limit`."""
 
     def __init__(
-        self, app, limit: int, *, batch_limit: int | None = None, batch_prefix: str = "/v1/coops/"
+        self,
+        app: ASGIApp,
+        limit: int,
+        *,
+        batch_limit: int | None = None,
+        batch_prefix: str = "/v1/coops/",
     ) -> None:
         self.app, self.default = app, limit
         self.batch_limit, self.batch_prefix = batch_limit or limit, batch_prefix
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         batch = scope.get("path", "").startswith(self.batch_prefix)
@@ -78,7 +84,7 @@ class BodyLimit:
         return await self.app(scope, replay(read.messages, receive), send)
 
     @staticmethod
-    async def _refuse(scope, send, limit: int) -> None:
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
         body = orjson.dumps(
             problem(
@@ -103,10 +109,10 @@ class Observe:
     """Give every request an id (echoed as x-request-id) and count it with its latency by
     route and status. Plain ASGI: no extra task or body copy per request."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         sent = next((v for n, v in scope.get("headers") or [] if n == b"x-request-id"), None)
@@ -115,7 +121,7 @@ class Observe:
         started = time.perf_counter()
         status = 500
 
-        async def sending(message) -> None:
+        async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -217,6 +217,6 @@ class PreapprovalJob(BaseModel):
     coop_id: str
     contract_id: str
     progress: Progress
-    summary: dict | None = None
+    summary: dict[str, Any] | None = None
     members: list[MemberPreapproval] | None = None
     error: str | None = None

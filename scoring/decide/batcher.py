@@ -15,8 +15,10 @@ thread of their own, never on the event loop (under PostgreSQL each is a round t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from scoring import ids
 from scoring.decide.engine import (
@@ -25,13 +27,18 @@ from scoring.decide.engine import (
     check_application,
     evaluate_applications,
 )
+from scoring.decide.model_store import ServedModel
 from scoring.decide.state import ServiceState
 from scoring.errors import ServiceError
 from scoring.ledger.keys import ApiKey
-from scoring.ledger.writer import Entry
+from scoring.ledger.writer import Entry, Recorded
+
+T = TypeVar("T")
 
 
-def score_response(outcome: Outcome, *, decision_id: str, model, policy_version: str) -> dict:
+def score_response(
+    outcome: Outcome, *, decision_id: str, model: ServedModel, policy_version: str
+) -> dict[str, Any]:
     """The body of a decision, as the lender receives it and the ledger stores it."""
     d = outcome.decision
     declined = d.decision == "decline"
@@ -59,11 +66,11 @@ class _Waiting:
     """One checked application waiting for its batch."""
 
     app: Application
-    request: dict
+    request: dict[str, Any]
     key: ApiKey
     idempotency_key: str | None
     # (response or None, the ledger's outcome), once its batch has committed
-    answer: asyncio.Future
+    answer: asyncio.Future[tuple[dict[str, Any] | None, Recorded]]
 
 
 GATHER_TURNS = 8  # loop turns between a batch's answers and taking the next
@@ -88,8 +95,8 @@ class DecisionBatcher:
         self._reads.shutdown(wait=True)
 
     async def decide(
-        self, app: Application, *, request: dict, key: ApiKey, idempotency_key: str | None
-    ) -> dict:
+        self, app: Application, *, request: dict[str, Any], key: ApiKey, idempotency_key: str | None
+    ) -> dict[str, Any]:
         """The decision on one application, recorded in the ledger before it returns;
         `request` is the body as sent (what a retry must repeat).
 
@@ -119,7 +126,7 @@ class DecisionBatcher:
         if isinstance(outcome, Exception):
             raise outcome
         decision_id, written = outcome
-        if not written:  # decided before under this key: answer what was recorded then
+        if not written or response is None:  # decided before under this key: answer that
             return await self._read(self._stored_response, decision_id)
         self.state.metrics.count_decision(response["decision"])
         return response
@@ -194,19 +201,25 @@ class DecisionBatcher:
                 waiting.answer.set_result((None, (stored, False)))
         return [w for w in batch if not w.answer.done()]
 
-    async def _read(self, read, *args):
+    async def _read(self, read: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reads, read, *args)
 
-    def _replayed(self, key_id: str, idempotency_key: str, request: dict) -> dict | None:
+    def _replayed(
+        self, key_id: str, idempotency_key: str, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
         stored_id = self.state.ledger.replay(
             key_id=key_id, idempotency_key=idempotency_key, request=request
         )
         return None if stored_id is None else self._stored_response(stored_id)
 
-    def _stored_response(self, decision_id: str) -> dict:
-        return self.state.ledger.get(decision_id).body["response"]
+    def _stored_response(self, decision_id: str) -> dict[str, Any]:
+        stored = self.state.ledger.get(decision_id)
+        if stored is None:  # the ledger named it: it cannot have gone
+            raise LookupError(f"decision {decision_id} is not in the ledger")
+        response: dict[str, Any] = stored.body["response"]
+        return response
 
-    def _decided(self, batch: list[_Waiting]) -> tuple[list[dict], list[Entry]]:
+    def _decided(self, batch: list[_Waiting]) -> tuple[list[dict[str, Any]], list[Entry]]:
         """Decide the batch at one as-of with one model: each response and its ledger
         entry. Every entry is built before any is handed over: a failure writes nothing."""
         state = self.state

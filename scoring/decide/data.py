@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,15 +24,37 @@ from features.feature_store import (
 from features.history import loan_settlements
 from features.registry import ROW_COLUMNS
 from features.satellite.seasons import good_observations
+from scoring.errors import NotFoundError
+
+
+class FieldRecord(NamedTuple):
+    """One of a farmer's fields, as the policy reads it."""
+
+    field_id: str
+    crop: str
+    declared_area_ha: float
+
+
+class OutstandingLoan(NamedTuple):
+    """A loan applied for and not yet repaid at some as-of time."""
+
+    contract_id: str
+    amount_minor: int
+    due_ns: int  # due time, ns since the epoch (UTC)
+
+
+class SnapshotRow(NamedTuple):
+    """Where a farmer's features sit in the snapshot, and the contract they were built for."""
+
+    row: int
+    contract_id: str
 
 
 @dataclass(frozen=True)
 class PointInTime:
     """What the policy looks up at one as-of time, precomputed for every farmer."""
 
-    # per farmer: (contract_id, principal in minor units, due time in ns) of every loan
-    # applied for and not yet repaid
-    outstanding: dict[str, list[tuple[str, int, int]]]
+    outstanding: dict[str, list[OutstandingLoan]]  # per farmer
     last_scene_ns: dict[str, int]  # latest clear observation of each field
 
 
@@ -42,14 +65,14 @@ class Snapshot:
 
     as_of: pd.Timestamp
     values: np.ndarray
-    rows: dict[str, tuple[int, str]]  # farmer_id -> (row, contract_id)
+    rows: dict[str, SnapshotRow]  # by farmer_id
 
     @classmethod
     def of(cls, frame: pd.DataFrame, as_of: pd.Timestamp) -> Snapshot:
         """From the snapshot table as `features build` writes it."""
         values = frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
         rows = {
-            str(f): (i, str(c))
+            str(f): SnapshotRow(i, str(c))
             for i, (f, c) in enumerate(zip(frame["farmer_id"], frame["contract_id"], strict=True))
         }
         return cls(as_of, values, rows)
@@ -64,9 +87,9 @@ def _snapshot(data_dir: Path) -> Snapshot | None:
     return Snapshot.of(pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE), as_of)
 
 
-def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, float]]]:
-    """Each farmer's fields as (field_id, crop, declared_area_ha)."""
-    out: dict[str, list[tuple[str, str, float]]] = {}
+def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[FieldRecord]]:
+    """Each farmer's fields."""
+    out: dict[str, list[FieldRecord]] = {}
     for farmer, field_id, crop, area in zip(
         fields["farmer_id"],
         fields["field_id"],
@@ -74,7 +97,7 @@ def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[tuple[str, str, fl
         fields["declared_area_ha"],
         strict=True,
     ):
-        out.setdefault(str(farmer), []).append((str(field_id), str(crop), float(area)))
+        out.setdefault(str(farmer), []).append(FieldRecord(str(field_id), str(crop), float(area)))
     return out
 
 
@@ -94,7 +117,7 @@ def _members_by_coop(coops: pd.DataFrame, farmers: pd.DataFrame) -> dict[str, li
     return members
 
 
-def _rows_by(frame: pd.DataFrame, key: str) -> dict[str, dict]:
+def _rows_by(frame: pd.DataFrame, key: str) -> dict[str, dict[str, Any]]:
     """Each row as a dict, by its key: the request path looks rows up, it does not search."""
     return {str(r[key]): r for r in frame.to_dict("records")}
 
@@ -114,10 +137,10 @@ class FeatureSource:
     snapshot: Snapshot | None  # every farmer's features at the feature store's as-of
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
-    _field_rows: dict[str, list[tuple[str, str, float]]]
+    _field_rows: dict[str, list[FieldRecord]]
     crop_areas: dict[str, dict[str, float]]  # crop -> farmer_id -> declared area (ha)
-    _contracts: dict[str, dict]
-    _farmers: dict[str, dict]
+    _contracts: dict[str, dict[str, Any]]
+    _farmers: dict[str, dict[str, Any]]
     coop_members: dict[str, list[str]]  # coop_id -> member farmer_ids (every co-op listed)
     approved_suppliers: dict[str, bool]  # supplier_id -> approved for direct payment
     buyer_grades: dict[str, str]
@@ -160,15 +183,26 @@ class FeatureSource:
             _point={},
         )
 
-    def farmer(self, farmer_id: str) -> dict | None:
+    def farmer(self, farmer_id: str) -> dict[str, Any] | None:
         """The farmer's row (column -> value), or None if unknown."""
         return self._farmers.get(farmer_id)
 
-    def contract(self, contract_id: str) -> dict | None:
+    def contract(self, contract_id: str) -> dict[str, Any] | None:
         """The contract's row (column -> value), or None if unknown."""
         return self._contracts.get(contract_id)
 
-    def field_rows(self, farmer_id: str) -> list[tuple[str, str, float]]:
+    def known_contract(self, contract_id: str) -> dict[str, Any]:
+        """The row of a contract already checked to exist.
+
+        Raises:
+            NotFoundError: it does not.
+        """
+        contract = self._contracts.get(contract_id)
+        if contract is None:
+            raise NotFoundError(f"contract {contract_id!r} is not known", field="contract_id")
+        return contract
+
+    def field_rows(self, farmer_id: str) -> list[FieldRecord]:
         """The farmer's fields as (field_id, crop, declared_area_ha), possibly none."""
         return self._field_rows.get(farmer_id, [])
 
@@ -190,7 +224,7 @@ class FeatureSource:
             last = obs.groupby("field_id")["acquired_at"].max()
             if len(self._point) > 8:
                 self._point.clear()
-            loans_by_farmer: dict[str, list[tuple[str, int, int]]] = {}
+            loans_by_farmer: dict[str, list[OutstandingLoan]] = {}
             for farmer, contract, amount, due in zip(
                 outstanding["farmer_id"],
                 outstanding["contract_id"],
@@ -199,7 +233,7 @@ class FeatureSource:
                 strict=True,
             ):
                 loans_by_farmer.setdefault(str(farmer), []).append(
-                    (str(contract), int(amount), int(due))
+                    OutstandingLoan(str(contract), int(amount), int(due))
                 )
             self._point[t] = PointInTime(
                 outstanding=loans_by_farmer,

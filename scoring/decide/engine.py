@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas import Timestamp
 
 from features.asof import DAY_NS, instant_ns
 from features.assembly import build_features
@@ -57,13 +59,13 @@ class Outcome:
     reasons: list[ModelReason]
     features: dict[str, float | None]
     flags: list[str]
-    disbursements: list[dict]
-    as_of: pd.Timestamp
+    disbursements: list[dict[str, Any]]
+    as_of: Timestamp
 
-    def shown_reasons(self) -> list[dict]:
+    def shown_reasons(self) -> list[dict[str, Any]]:
         """Up to four reasons as the applicant is shown them: the policy's first, then the
         model's with their contributions to the log-odds of default."""
-        shown = [
+        shown: list[dict[str, Any]] = [
             {"code": r.code, "text": r.text, "contribution": None}
             for r in self.decision.policy_reasons
         ]
@@ -176,13 +178,15 @@ def _policy_inputs(
     ratios = rows.column("sat_last_cultivated_ratio").tolist()
     out = []
     for app, ratio in zip(apps, ratios, strict=True):
-        contract = source.contract(app.contract_id)
-        loans = point.outstanding.get(app.farmer_id, ())
-        arrears = max([(t - due) / DAY_NS for _, _, due in loans] + [0.0])
-        drawn = sum(amount for contract_id, amount, _ in loans if contract_id == app.contract_id)
+        contract = source.known_contract(app.contract_id)
+        loans = point.outstanding.get(app.farmer_id, [])
+        arrears = max([(t - loan.due_ns) / DAY_NS for loan in loans] + [0.0])
+        drawn = sum(loan.amount_minor for loan in loans if loan.contract_id == app.contract_id)
         fields = source.field_rows(app.farmer_id)
-        crop_area = sum(area for _, crop, area in fields if crop == contract["crop"])
-        seen = [point.last_scene_ns[f] for f, _, _ in fields if f in point.last_scene_ns]
+        crop_area = sum(f.declared_area_ha for f in fields if f.crop == contract["crop"])
+        seen = [
+            point.last_scene_ns[f.field_id] for f in fields if f.field_id in point.last_scene_ns
+        ]
         known = not math.isnan(ratio)
         out.append(
             _PolicyInputs(
@@ -213,11 +217,11 @@ def feature_rows(
     hits, rest = [], []
     for i, app in enumerate(apps):
         found = snapshot.rows.get(app.farmer_id) if snapshot is not None else None
-        if found is not None and found[1] == app.contract_id:
-            hits.append((i, found[0]))
+        if found is not None and found.contract_id == app.contract_id:
+            hits.append((i, found.row))
         else:
             rest.append(i)
-    if hits:
+    if hits and snapshot is not None:
         at, from_row = (list(x) for x in zip(*hits, strict=True))
         values[at] = snapshot.values[from_row]
         receivable = values[at, _COLUMN["contract_receivable_minor"]]
@@ -291,7 +295,7 @@ def evaluate_applications(
     contrib = model.contributions(x[needs]) if needs else np.zeros((0, len(names) + 1))
     by_row = dict(zip(needs, top_reasons(names, contrib), strict=True))
     # the stored feature vector: missing values as None (JSON null), never NaN
-    model_values = np.where(np.isnan(x), None, x.astype(object)).tolist()
+    model_values = np.where(np.isnan(x), np.array(None, dtype=object), x.astype(object)).tolist()
     flag_values = rows.values[:, [j for _, j in _FLAGS]].tolist()
     outcomes = []
     for i, app in enumerate(apps):
@@ -313,7 +317,7 @@ def evaluate_applications(
     return outcomes
 
 
-def _disburse(app: Application, limit: int) -> list[dict]:
+def _disburse(app: Application, limit: int) -> list[dict[str, Any]]:
     """Payments to the suppliers, in line order, never above the limit in total."""
     left, out = limit, []
     for line in app.lines:

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from scoring.decide.predictor import Predictor
+from scoring.errors import NotReadyError
 from training.artifact import ModelBundle
 from training.config import TrainingSettings
 from training.registry import MODEL_NAME, get_client, load_version
@@ -33,8 +34,19 @@ class ModelStore:
         self._lock = threading.Lock()
 
     @property
-    def current(self) -> ServedModel | None:
-        """The model requests should use, or None before the first load."""
+    def loaded(self) -> bool:
+        """Whether a model has been loaded."""
+        return self._current is not None
+
+    @property
+    def current(self) -> ServedModel:
+        """The model requests should use (one reference: read it once per batch).
+
+        Raises:
+            NotReadyError: no model has been loaded yet.
+        """
+        if self._current is None:
+            raise NotReadyError("the model is not loaded yet; retry in a moment")
         return self._current
 
     def load(self) -> ServedModel:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from pandas import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scoring.config import DEFAULT_POLICY
@@ -102,7 +103,7 @@ class Case:
     band: str
     crop: str | None
     contract_open: bool
-    delivery_end: pd.Timestamp | None
+    delivery_end: Timestamp | None
     buyer_grade: str | None
     receivable_minor: float  # the applicant's share of the undelivered contract value
     drawn_on_contract_minor: float  # loans outstanding against the same contract
@@ -110,7 +111,7 @@ class Case:
     cultivated_ratio: float | None
     days_since_last_scene: float | None
     arrears_days: float  # days past due of the applicant's worst outstanding loan now
-    as_of: pd.Timestamp
+    as_of: Timestamp
 
 
 @dataclass(frozen=True)

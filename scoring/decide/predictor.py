@@ -109,14 +109,15 @@ class Predictor:
     def _contribution_rows(self) -> SingleRowPredictor:
         return SingleRowPredictor(self.booster, contributions=True)
 
-    def _predict(self, rows: pd.DataFrame | np.ndarray, single: str, **kind) -> np.ndarray:
+    def _predict(self, rows: pd.DataFrame | np.ndarray, single: str, **kind: bool) -> np.ndarray:
         # a few rows through the single-row predictor `single` names, unless it is busy
         x = rows if isinstance(rows, np.ndarray) else self.bundle.matrix(rows)
         if len(x) <= SINGLE_ROW_MAX:
-            out = getattr(self, single).predict(x)
+            predictor: SingleRowPredictor = getattr(self, single)
+            out = predictor.predict(x)
             if out is not None:
                 return out
-        return self.booster.predict(x, num_threads=1, **kind).reshape(len(x), -1)
+        return np.asarray(self.booster.predict(x, num_threads=1, **kind)).reshape(len(x), -1)
 
     def raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Raw log-odds of default."""

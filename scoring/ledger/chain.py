@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -44,7 +45,7 @@ class ChainReport:
         return not self.problems
 
 
-def verify_rows(rows: list[dict]) -> ChainReport:
+def verify_rows(rows: list[dict[str, Any]]) -> ChainReport:
     """Walk rows in sequence order and report every broken link."""
     problems: list[str] = []
     prev = GENESIS

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,7 +27,7 @@ def make_engine(url: str, *, writes: bool = True) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"isolation_level": None, "timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
@@ -35,7 +36,7 @@ def make_engine(url: str, *, writes: bool = True) -> sa.Engine:
     if writes:
 
         @sa.event.listens_for(engine, "begin")
-        def _begin(conn) -> None:
+        def _begin(conn: sa.Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front
 
     return engine

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,15 +27,15 @@ class Job:
     key_id: str
     coop_id: str
     contract_id: str
-    request: dict  # contract_id, members (or None: all), as_of
+    request: dict[str, Any]  # contract_id, members (or None: all), as_of
     status: str  # queued | running | done | failed
     total: int
     done: int
-    summary: dict | None
+    summary: dict[str, Any] | None
     error: str | None
 
 
-def _job(row) -> Job:
+def _job(row: sa.Row[Any]) -> Job:
     return Job(
         row.job_id,
         row.key_id,
@@ -49,7 +50,7 @@ def _job(row) -> Job:
     )
 
 
-def _unheld(now: float):
+def _unheld(now: float) -> sa.ColumnElement[bool]:
     """Unfinished jobs whose lease has run out, or that nobody has held."""
     jobs = preapproval_jobs.c
     return sa.and_(
@@ -72,7 +73,7 @@ class JobStore:
         idempotency_key: str | None,
         coop_id: str,
         contract_id: str,
-        request: dict,
+        request: dict[str, Any],
         total: int,
         run_now: bool,
     ) -> tuple[Job, bool]:
@@ -111,13 +112,21 @@ class JobStore:
                     )
                 )
         except sa.exc.IntegrityError:  # the same key, concurrently: the first one stands
+            if idempotency_key is None:
+                raise
             existing = self._by_key(key_id, idempotency_key)
             if existing is None:
                 raise
             return self._same(existing, digest), False
-        return self.get(job_id), True
+        return self._stored(job_id), True
 
-    def _by_key(self, key_id: str, idempotency_key: str):
+    def _stored(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} is not stored")
+        return job
+
+    def _by_key(self, key_id: str, idempotency_key: str) -> sa.Row[Any] | None:
         with self.reader.connect() as conn:
             return conn.execute(
                 sa.select(preapproval_jobs).where(
@@ -127,7 +136,7 @@ class JobStore:
             ).first()
 
     @staticmethod
-    def _same(row, digest: str) -> Job:
+    def _same(row: sa.Row[Any], digest: str) -> Job:
         if row.request_hash != digest:
             raise IdempotencyConflictError(
                 "this Idempotency-Key was used before with a different request body; use a "
@@ -159,7 +168,7 @@ class JobStore:
         """Record progress and renew the lease."""
         self._update(job_id, done=done, lease_until=time.time() + self.lease)
 
-    def finish(self, job_id: str, summary: dict) -> None:
+    def finish(self, job_id: str, summary: dict[str, Any]) -> None:
         """Mark done with its co-op level summary."""
         self._update(job_id, status="done", summary=canonical(summary), lease_until=None)
 
@@ -167,7 +176,7 @@ class JobStore:
         """Mark failed (the error is shown to whoever asks)."""
         self._update(job_id, status="failed", error=error, lease_until=None)
 
-    def _update(self, job_id: str, **values) -> None:
+    def _update(self, job_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 preapproval_jobs.update()

@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,7 +28,7 @@ class StoredDecision:
     key_id: str
     kind: str
     created_at: str
-    body: dict
+    body: dict[str, Any]
 
 
 class Ledger:
@@ -47,7 +48,7 @@ class Ledger:
         self._sql = Statements(self.engine.dialect.paramstyle)
         self._writer = GroupCommitWriter(self.engine, self._sql, lock_path=lock_path)
         self._local = threading.local()
-        self._lookup_connections: list = []
+        self._lookup_connections: list[Any] = []
         self._lookup_lock = threading.Lock()
         self._postgres = self.engine.dialect.name == "postgresql"
 
@@ -79,8 +80,8 @@ class Ledger:
         *,
         key_id: str,
         idempotency_key: str | None,
-        request: dict,
-        bodies: list[tuple[str, str, dict]],
+        request: dict[str, Any],
+        bodies: list[tuple[str, str, dict[str, Any]]],
     ) -> tuple[str, bool]:
         """Append decisions (decision_id, kind, body) and the idempotency record at once.
 
@@ -92,31 +93,32 @@ class Ledger:
         Raises:
             IdempotencyConflictError: the key was used before with a different request.
         """
-        return self.submit(
+        recorded: tuple[str, bool] = self.submit(
             key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
         ).result()
+        return recorded
 
     def submit(
         self,
         *,
         key_id: str,
         idempotency_key: str | None,
-        request: dict,
-        bodies: list[tuple[str, str, dict]],
-    ) -> Future:
+        request: dict[str, Any],
+        bodies: list[tuple[str, str, dict[str, Any]]],
+    ) -> Future[Any]:
         """`record` without waiting: the future resolves as `record` returns or raises."""
         entry = Entry.of(
             key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
         )
         return self._writer.submit([entry], single=True)
 
-    def submit_many(self, entries: list[Entry]) -> Future:
+    def submit_many(self, entries: list[Entry]) -> Future[Any]:
         """Several requests' rows handed over at once (one wake-up of the writer, one
         future); the future gives each entry's outcome in order: (first decision_id,
         written?) or the exception that refused it."""
         return self._writer.submit(entries)
 
-    def replay(self, *, key_id: str, idempotency_key: str, request: dict) -> str | None:
+    def replay(self, *, key_id: str, idempotency_key: str, request: dict[str, Any]) -> str | None:
         """The decision already recorded for this key and request, if any, so a retry is
         answered without deciding again. `record` still checks inside its transaction.
 
@@ -129,7 +131,7 @@ class Ledger:
         return found
 
     def replay_many(
-        self, requests: list[tuple[str, str, dict]]
+        self, requests: list[tuple[str, str, dict[str, Any]]]
     ) -> list[str | IdempotencyConflictError | None]:
         """`replay` for several (key_id, idempotency_key, request) at once, in one query:
         for each, the decision recorded for it, None, or the conflict (returned, not
@@ -156,8 +158,8 @@ class Ledger:
                 out.append(seen[1] if seen[0] == request_hash(request) else conflict())
         return out
 
-    def _lookup_connection(self):
-        conn = getattr(self._local, "conn", None)
+    def _lookup_connection(self) -> Any:  # a DBAPI connection this thread keeps
+        conn: Any = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self.reader.raw_connection()
             if self._postgres:
@@ -194,7 +196,7 @@ class Ledger:
     def count(self) -> int:
         """Number of decision rows."""
         with self.reader.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
 
     def verify(self) -> ChainReport:
         """Walk the whole chain in sequence order."""

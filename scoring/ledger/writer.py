@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
@@ -30,7 +31,7 @@ ROW_COLUMNS = [c.name for c in decisions.c if c.name != "seq"]
 CLAIM_COLUMNS = [c.name for c in idempotency.c]
 
 
-def request_hash(request: dict) -> str:
+def request_hash(request: dict[str, Any]) -> str:
     """The digest a retry's body must match."""
     return hashlib.sha256(canonical(request).encode()).hexdigest()
 
@@ -55,8 +56,8 @@ class Entry:
 
     @classmethod
     def of(
-        cls, *, key_id: str, idempotency_key: str | None, request: dict,
-        bodies: list[tuple[str, str, dict]],
+        cls, *, key_id: str, idempotency_key: str | None, request: dict[str, Any],
+        bodies: list[tuple[str, str, dict[str, Any]]],
     ) -> Entry:  # fmt: skip
         """Encode a request's decisions (decision_id, kind, body) on the caller's thread:
         the writer holds the lock between workers while it works, so it does no more than
@@ -65,7 +66,7 @@ class Entry:
         return cls(key_id, idempotency_key, request_hash(request), texts)
 
 
-Recorded = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
+Recorded: TypeAlias = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
 
 
 @dataclass
@@ -74,28 +75,7 @@ class _Submission:
     their outcomes, or with `single`, the one entry's outcome (raised if an error)."""
 
     entries: list[Entry]
-    future: Future
-    single: bool = False
-
-    def resolve(self, outcomes: list[Recorded]) -> None:
-        if not self.single:
-            self.future.set_result(outcomes)
-        elif isinstance(outcomes[0], Exception):
-            self.future.set_exception(outcomes[0])
-        else:
-            self.future.set_result(outcomes[0])
-
-
-Recorded = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
-
-
-@dataclass
-class _Submission:
-    """Entries handed to the writer together and answered by one future: the list of
-    their outcomes, or with `single`, the one entry's outcome (raised if an error)."""
-
-    entries: list[Entry]
-    future: Future
+    future: Future[Any]
     single: bool = False
 
     def resolve(self, outcomes: list[Recorded]) -> None:
@@ -142,10 +122,12 @@ class Statements:
             )
         return sql
 
-    def claims(self, cursor, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    def claims(
+        self, cursor: Any, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Any, ...]]:
         """The stored (request_hash, decision_id) of each (key_id, idempotency_key) pair
         that has a claim, in as few statements as the parameter limit allows."""
-        found: dict[tuple[str, str], tuple] = {}
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
         step = self.ROWS_PER_STATEMENT
         for start in range(0, len(pairs), step):
             part = pairs[start : start + step]
@@ -163,7 +145,9 @@ class Statements:
             )
         return sql
 
-    def insert_rows(self, cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
+    def insert_rows(
+        self, cursor: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> None:
         """Insert rows with as few statements as the parameter limit allows."""
         step = self.ROWS_PER_STATEMENT
         for start in range(0, len(rows), step):
@@ -178,7 +162,7 @@ class _Chain:
     def __init__(self, head: str) -> None:
         self.head = head
         self.created = now_text()
-        self.rows: list[tuple] = []  # in ROW_COLUMNS order
+        self.rows: list[tuple[Any, ...]] = []  # in ROW_COLUMNS order
 
     def append(self, *, key_id: str, kind: str, text: str, decision_id: str) -> None:
         created = self.created
@@ -199,12 +183,12 @@ class GroupCommitWriter:
         # workers in other processes queue on this lock and wake the moment it is free;
         # SQLite's own busy wait sleeps in growing steps (long tail latencies)
         self._lock_file = open(lock_path, "a+b") if lock_path is not None else None
-        self._conn = None  # the writer thread's own connection
+        self._conn: Any = None  # the writer thread's own DBAPI connection
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
 
-    def submit(self, entries: list[Entry], *, single: bool = False) -> Future:
+    def submit(self, entries: list[Entry], *, single: bool = False) -> Future[Any]:
         """Hand entries over; the future resolves once their transaction has committed."""
         submission = _Submission(entries, Future(), single=single)
         self._start()
@@ -298,7 +282,7 @@ class GroupCommitWriter:
             return [exc] * len(batch)
         return outcomes
 
-    def _write(self, cursor, batch: list[Entry]) -> list[Recorded]:
+    def _write(self, cursor: Any, batch: list[Entry]) -> list[Recorded]:
         """The batch's statements in the open transaction: lock, claims, chain rows."""
         sql = self._sql
         if self._postgres:
@@ -311,13 +295,13 @@ class GroupCommitWriter:
         cursor.execute(sql.head)
         head = cursor.fetchone()
         chain = _Chain(head[0] if head else GENESIS)
-        claims: list[tuple] = []
+        claims: list[tuple[Any, ...]] = []
         outcomes = [self._apply(job, known, chain, claims) for job in batch]
         sql.insert_rows(cursor, "decisions", ROW_COLUMNS, chain.rows)
         sql.insert_rows(cursor, "idempotency", CLAIM_COLUMNS, claims)
         return outcomes
 
-    def _connection(self):
+    def _connection(self) -> Any:  # a DBAPI connection
         if self._conn is None:
             self._conn = self.engine.raw_connection()
         return self._conn
@@ -332,7 +316,10 @@ class GroupCommitWriter:
 
     @staticmethod
     def _apply(
-        job: Entry, known: dict[tuple[str, str], tuple], chain: _Chain, claims: list[tuple]
+        job: Entry,
+        known: dict[tuple[str, str], tuple[Any, ...]],
+        chain: _Chain,
+        claims: list[tuple[Any, ...]],
     ) -> Recorded:
         """One request's rows inside the batch's transaction (or why it was refused);
         `known` grows with the batch's own claims, so duplicates within it are caught too."""

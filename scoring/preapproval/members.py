@@ -7,9 +7,11 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from scoring.decide.data import FeatureSource
 from scoring.decide.engine import Application, Outcome, evaluate_applications
+from scoring.decide.model_store import ServedModel
 from scoring.decide.policy import Policy
 from scoring.decide.predictor import Predictor
 from scoring.preapproval.plan import MemberRequest, Plan
@@ -44,7 +46,7 @@ class MemberResult:
     allocation_minor: int  # share x contract value x the member's band advance rate
     preapproved_minor: int  # what the member may draw: approved members only
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         o, d = self.outcome, self.outcome.decision
         return {
             "farmer_id": self.farmer_id,
@@ -126,7 +128,7 @@ def evaluate_members(
     return results
 
 
-def not_member_result(coop_id: str, farmer_id: str) -> dict:
+def not_member_result(coop_id: str, farmer_id: str) -> dict[str, Any]:
     """A requested farmer who is not a member: reported, never dropped. Unknown farmers and
     members of other co-ops read the same, so a co-op learns nothing of others' members."""
     return {
@@ -136,7 +138,7 @@ def not_member_result(coop_id: str, farmer_id: str) -> dict:
     }
 
 
-def summarise(plan: Plan, members: list[dict]) -> dict:
+def summarise(plan: Plan, members: list[dict[str, Any]]) -> dict[str, Any]:
     """The co-op level figures of a finished pre-approval (members as `as_dict` rows)."""
     evaluated = [m for m in members if m["status"] == "evaluated"]
     count = {d: sum(m["decision"] == d for m in evaluated) for d in ("approve", "refer", "decline")}
@@ -158,14 +160,25 @@ def summarise(plan: Plan, members: list[dict]) -> dict:
     }
 
 
+# each member's result row, and its ledger row (decision_id, kind, body)
+ChunkRows = list[tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]]
+
+
 def decide_chunk(
-    plan, part: list[MemberRequest], *, job_id: str, source, model, policy, context: dict
-) -> list[tuple[dict, tuple[str, str, dict]]]:
+    plan: Plan,
+    part: list[MemberRequest],
+    *,
+    job_id: str,
+    source: FeatureSource,
+    model: ServedModel,
+    policy: Policy,
+    context: dict[str, Any],
+) -> ChunkRows:
     """One chunk's members decided: (result row, ledger row) each."""
     decided = evaluate_members(
         plan, part, job_id=job_id, source=source, model=model.predictor, policy=policy
     )
-    out = []
+    out: ChunkRows = []
     for r in decided:
         row = r.as_dict() | {"model_version": model.version}
         body = context | {
@@ -186,7 +199,7 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def results_csv(results: list[dict]) -> str:
+def results_csv(results: list[dict[str, Any]]) -> str:
     """Member results as CSV, one row each; reasons and flags space-separated."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

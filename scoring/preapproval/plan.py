@@ -103,7 +103,7 @@ def plan_preapproval(
         source, coop_id=coop_id, contract_id=contract_id, members=members
     )
     everyone = source.coop_members[coop_id]
-    contract = source.contract(contract_id)
+    contract = source.known_contract(contract_id)
     crop = str(contract["crop"])
     ratios = _cultivated_ratios(source, everyone, contract_id, as_of)
     areas = source.crop_areas.get(crop, {})
@@ -113,7 +113,7 @@ def plan_preapproval(
         for f, r in zip(everyone, ratios.tolist(), strict=True)
     }
     if any(m.share is not None for m in chosen):
-        shares = {m.farmer_id: float(m.share) for m in chosen}
+        shares = {m.farmer_id: float(m.share or 0.0) for m in chosen}
     else:
         total = sum(v for v in verified.values() if v)
         shares = {f: (v / total if v and total > 0 else 0.0) for f, v in verified.items()}
@@ -144,8 +144,8 @@ def _cultivated_ratios(
     any contract, so the snapshot's rows serve whenever it was built at as_of."""
     snapshot = source.snapshot_at(as_of)
     if snapshot is not None and all(f in snapshot.rows for f in farmers):
-        at = np.fromiter((snapshot.rows[f][0] for f in farmers), dtype=np.intp, count=len(farmers))
-        return snapshot.values[at, _CULTIVATED]
+        at = np.fromiter((snapshot.rows[f].row for f in farmers), dtype=np.intp, count=len(farmers))
+        return np.asarray(snapshot.values[at, _CULTIVATED])
     apps = [Application(f"plan:{f}", f, contract_id, 1, ()) for f in farmers]
     return feature_rows(apps, source, as_of).column("sat_last_cultivated_ratio")
 

@@ -9,6 +9,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -43,7 +44,7 @@ def run_job(
     chunk: int,
     on_chunk: Callable[[int, int], None] | None = None,
     runner: Runner = IN_PROCESS,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Decide every member of the job, chunk by chunk, and write the co-op level row.
 
     A chunk already in the ledger (an earlier, interrupted run) is read back, not decided
@@ -74,6 +75,8 @@ def run_job(
         for n, (ident, request) in enumerate(requests)
         if state.ledger.replay(key_id=job.key_id, idempotency_key=ident, request=request) is None
     ]
+    # chunk number -> its rows here, or a future of them on a cluster
+    decided: dict[int, Any]
     if isinstance(runner, LocalRunner):
         decided = {
             n: decide_chunk(
@@ -85,7 +88,7 @@ def run_job(
     else:  # every chunk a task at once; their rows are written here, in order, as they come
         decided = submit_chunks(runner, state, model, plan, {n: chunks[n] for n in todo},
                                 job_id=job.job_id, context=context)  # fmt: skip
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     done = 0
     for n, part in enumerate(chunks):
         ident, request = requests[n]
@@ -123,7 +126,7 @@ def run_job(
     return results
 
 
-def stored_results(job: Job, state: ServiceState) -> list[dict]:
+def stored_results(job: Job, state: ServiceState) -> list[dict[str, Any]]:
     """A finished job's member results, read back from the ledger."""
     evaluated, outside = resolve_members(
         state.source,
@@ -149,7 +152,7 @@ class JobRunner:
         self.store = JobStore(state.ledger, lease_seconds=settings.preapproval_lease_seconds)
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._recent: OrderedDict[str, list[dict]] = OrderedDict()
+        self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -168,27 +171,27 @@ class JobRunner:
         """Queue a stored job."""
         self._queue.put(job_id)
 
-    def run(self, job: Job) -> list[dict]:
+    def run(self, job: Job) -> list[dict[str, Any]]:
         """Run a job this worker holds, now, and keep its results."""
         results = run_job(job, self.state, self.store, chunk=self.chunk)
         self._keep(job.job_id, results)
         return results
 
-    def results(self, job: Job) -> list[dict]:
+    def results(self, job: Job) -> list[dict[str, Any]]:
         """A finished job's results: kept in memory, else read from the ledger."""
         with self._lock:
             kept = self._recent.get(job.job_id)
         return kept if kept is not None else stored_results(job, self.state)
 
-    def _keep(self, job_id: str, results: list[dict]) -> None:
+    def _keep(self, job_id: str, results: list[dict[str, Any]]) -> None:
         with self._lock:
             self._recent[job_id] = results
             while len(self._recent) > 4:
                 self._recent.popitem(last=False)
 
     def _loop(self) -> None:
-        for job_id in self.store.resumable():
-            self._queue.put(job_id)
+        for stored in self.store.resumable():
+            self._queue.put(stored)
         while True:
             try:
                 job_id = self._queue.get(timeout=self.store.lease)
@@ -201,6 +204,8 @@ class JobRunner:
             if not self.store.claim(job_id):
                 continue  # done, or another worker holds it
             job = self.store.get(job_id)
+            if job is None:
+                continue
             try:
                 self.run(job)
             except Exception as exc:  # recorded on the job: its owner sees why

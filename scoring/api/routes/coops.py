@@ -4,7 +4,7 @@ learns nothing of other co-ops."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request
@@ -20,7 +20,9 @@ from scoring.preapproval.members import results_csv
 from scoring.preapproval.plan import MemberRequest, resolve_members
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
-ERRORS = {s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)
+}
 
 
 def _own_coop(key: ApiKey, coop_id: str) -> None:
@@ -29,20 +31,21 @@ def _own_coop(key: ApiKey, coop_id: str) -> None:
 
 
 def _visible(job: Job | None, key: ApiKey, job_id: str) -> Job:
-    mine = job is not None and (
+    if job is None or not (
         job.key_id == key.key_id or (key.role == "coop" and key.coop_id == job.coop_id)
-    )
-    if not mine:
+    ):
         raise NotFoundError(f"pre-approval {job_id} not found", field="job_id")
     return job
 
 
-def _json(body: dict, status_code: int = 200, headers: dict | None = None) -> Response:
+def _json(
+    body: dict[str, Any], status_code: int = 200, headers: dict[str, Any] | None = None
+) -> Response:
     # a co-op's result can hold 100,000 members: orjson writes it several times faster
     return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
 
 
-def _body(job: Job, members: list[dict] | None) -> dict:
+def _body(job: Job, members: list[dict[str, Any]] | None) -> dict[str, Any]:
     return {
         "job_id": job.job_id,
         "status": job.status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,7 +15,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health)
-async def read_health() -> dict:
+async def read_health() -> dict[str, Any]:
     """The process is alive (touches nothing else); `worker` is its process id."""
     return {"status": "alive", "worker": os.getpid()}
 
@@ -23,7 +24,7 @@ async def read_health() -> dict:
 def read_ready(request: Request) -> JSONResponse:
     """Model loaded and ledger reachable: ready for traffic."""
     state = getattr(request.app.state, "service", None)
-    model = state is not None and state.models.current is not None
+    model = state is not None and state.models.loaded
     ledger = state is not None and state.ledger.ping()
     body = {"model_loaded": model, "ledger_reachable": ledger}
     return JSONResponse(body, status_code=200 if model and ledger else 503)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from scoring.api.deps import ReaderDep, ScientistDep, StateDep
 from scoring.api.schemas import ChampionPublic
+from scoring.decide.model_store import ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def _public(served) -> dict:
+def _public(served: ServedModel) -> dict[str, Any]:
     return {
         "name": served.name,
         "version": served.version,
@@ -21,13 +24,13 @@ def _public(served) -> dict:
 
 
 @router.get("/champion", response_model=ChampionPublic)
-def read_champion(state: StateDep, _key: ReaderDep) -> dict:
+def read_champion(state: StateDep, _key: ReaderDep) -> dict[str, Any]:
     """The model version being served."""
     return _public(state.models.current)
 
 
 @router.post("/reload", response_model=ChampionPublic)
-def reload_champion(state: StateDep, _key: ScientistDep) -> dict:
+def reload_champion(state: StateDep, _key: ScientistDep) -> dict[str, Any]:
     """Load the version the champion alias points at now; requests in flight finish on the
     version they started with."""
     served = state.models.load()
