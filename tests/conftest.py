@@ -13,7 +13,15 @@ from features.runners import DaskRunner
 from features.simulate.params import WorldParams
 from features.simulate.world import WorldSummary, simulate_world
 from scoring.decide.data import FeatureSource
-from tests.factories import TINY, Served, copy_world
+from tests.factories import (
+    STUB_PD_FEW_ORDERS,
+    STUB_PD_MANY_ORDERS,
+    TINY,
+    Served,
+    copy_world,
+    register_champion,
+    write_stub_bundle,
+)
 from training.config import TrainingSettings
 from training.pipeline import train_model
 from training.registry import get_client, set_champion
@@ -89,13 +97,30 @@ def default_features(default_world, tmp_path_factory: pytest.TempPathFactory) ->
     return world
 
 
-@pytest.fixture(scope="session")
-def served(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Served:
-    root = tmp_path_factory.mktemp("served")
+def _served_world(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path, name: str):
+    root = tmp_path_factory.mktemp(name)
     world = copy_world(tiny_world, root / "world")
     write_feature_store(world)
     settings = TrainingSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
                                 artifact_root=root / "artifacts")  # fmt: skip
+    return root, world, settings
+
+
+@pytest.fixture(scope="session")
+def served(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The tiny world with its features and the scripted stub champion (tests/factories.py)."""
+    root, world, settings = _served_world(tmp_path_factory, tiny_world, "served")
+    sha = write_stub_bundle(
+        root / "scripted", pd_few=STUB_PD_FEW_ORDERS, pd_many=STUB_PD_MANY_ORDERS
+    )
+    register_champion(root / "scripted", sha, settings)
+    return Served(world, settings, root)
+
+
+@pytest.fixture(scope="session")
+def trained_served(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The tiny world with a champion trained on it: for the end-to-end smoke test."""
+    root, world, settings = _served_world(tmp_path_factory, tiny_world, "trained-served")
     use_experiment("serving-tests", settings)
     model = train_model(pd.read_parquet(world / "features" / "training.parquet"))
     tracked = log_trained_model(model, run_name="champion", settings=settings)

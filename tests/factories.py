@@ -335,3 +335,67 @@ class ValidatingClient(TestClient):
         extra = unexpected_keys(model, body)
         assert not extra, f"{method} {path}: keys {extra} are not in {model.__name__}"
         return response
+
+
+# The stub champions: real model files whose probability of default is written down, not
+# learned, so the API, policy, pre-approval and end-to-end tests do not depend on what
+# training happens to learn. The scripted one gives STUB_PD_FEW_ORDERS to a farmer with
+# fewer than STUB_ORDERS orders in the last year (or no shop: missing reads as none) and
+# STUB_PD_MANY_ORDERS to the others; the constant one gives every farmer the same PD.
+STUB_FEATURE = "orders_count_365d"
+STUB_ORDERS = 40.0
+STUB_PD_FEW_ORDERS = 0.40  # declined by the policy's cut-offs
+STUB_PD_MANY_ORDERS = 0.02  # approved unless a knock-out or missing data says otherwise
+
+
+def write_stub_bundle(directory: Path, *, pd_few: float, pd_many: float) -> str:
+    """A model bundle (model.txt and the rest, as training writes one) with a PD of `pd_few`
+    below STUB_ORDERS orders and `pd_many` from there on; returns the model file's SHA-256.
+
+    LightGBM learns it from a matrix with every other feature constant: each tree can split
+    only on STUB_FEATURE, and Newton steps on exact group frequencies converge to their
+    log-odds (to within 1e-6 of the PD written down); the calibrator is the identity.
+    """
+    import lightgbm as lgb
+
+    from features.registry import FEATURES
+    from training.artifact import write_bundle
+    from training.calibration import Calibrator
+    from training.scaling import ScoreScaler
+
+    names = [f.name for f in FEATURES]
+    rows = 4000
+    x = np.zeros((rows, len(names)))
+    many = np.arange(rows) % 2 == 1
+    x[:, names.index(STUB_FEATURE)] = np.where(many, STUB_ORDERS + 10, STUB_ORDERS - 10)
+    y = np.zeros(rows)
+    for group, rate in ((~many, pd_few), (many, pd_many)):
+        members = np.flatnonzero(group)
+        y[members[: round(rate * len(members))]] = 1
+    params = {"objective": "binary", "num_leaves": 2, "learning_rate": 1.0,
+              "min_data_in_leaf": 1, "min_sum_hessian_in_leaf": 0.0, "lambda_l2": 0.0,
+              "num_threads": 1, "verbose": -1, "seed": 1}  # fmt: skip
+    booster = lgb.train(params, lgb.Dataset(x, y, feature_name=names), num_boost_round=30)
+    return write_bundle(
+        directory,
+        booster=booster,
+        calibrator=Calibrator.from_dict({"method": "platt", "a": 1.0, "b": 0.0}),
+        scaler=ScoreScaler(),
+        features=list(FEATURES),
+    )
+
+
+def register_champion(directory: Path, sha256: str, settings: TrainingSettings) -> str:
+    """Record a bundle directory as a run, register it and make it the champion."""
+    import mlflow
+
+    from training.registry import BUNDLE_PATH, get_client, register_version, set_champion
+    from training.tracking import use_experiment
+
+    client = get_client(settings)
+    use_experiment("stub-champions", settings)
+    with mlflow.start_run(run_name=directory.name) as run:
+        mlflow.log_artifacts(str(directory), artifact_path=BUNDLE_PATH)
+    version = register_version(client, run.info.run_id, sha256)
+    set_champion(client, version)
+    return version

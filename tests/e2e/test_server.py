@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from scoring.decide.data import FeatureSource
 from scoring.ledger.repo import Ledger
 from tests.factories import applications, coop_contracts, fresh_postgres_url, running_server
 
@@ -258,4 +259,32 @@ def test_workers_listening_on_the_port_themselves_serve_one_ledger(served, sourc
     assert 1 <= len(workers) <= 2
     book = Ledger(ledger_url)
     assert book.count() == 10 and book.verify().ok
+    book.close()
+
+
+def test_a_trained_champion_decides_over_http(trained_served, tmp_path):
+    # the smoke test of the whole path with a model training produced (the other API and
+    # end-to-end tests serve a stub champion whose PD is written down)
+    source = FeatureSource.load(trained_served.world)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_server(trained_served.world, trained_served.training, url, tmp_path) as (
+        base,
+        keys,
+        ledger_url,
+        _,
+    ):
+        lender = {"Authorization": f"Bearer {keys['lender']}"}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            decisions = [
+                client.post("/v1/score", json=b, headers=lender).json()
+                for b in applications(source, trained_served.world, 40)
+            ]
+            champion = client.get("/v1/models/champion", headers=lender).json()
+
+    assert {"approve", "decline"} <= {d["decision"] for d in decisions}
+    assert all(d["reasons"] for d in decisions if d["decision"] != "approve")
+    assert {d["model"]["version"] for d in decisions} == {champion["version"]}
+    assert len({round(d["probability_of_default"], 6) for d in decisions}) > 2
+    book = Ledger(ledger_url)
+    assert book.count() == 40 and book.verify().ok
     book.close()
