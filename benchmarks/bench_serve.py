@@ -205,6 +205,19 @@ def ours(
     return by_load, floor, batches
 
 
+Served = tuple[str, dict[int, Load], dict[int, float] | None]  # name, by load, batch sizes
+
+
+def print_pairs(loads: list[int], first: Served, second: Served, *, digits: int) -> None:
+    """Two servers at each load, and the first's requests/s over the second's."""
+    for c in loads:
+        for name, by_load, batches in (first, second):
+            batch = f"  batch {batches[c]:.1f}" if batches is not None else ""
+            print(by_load[c].line(f"{c:3d} connections: {name}") + batch)
+        ratio = first[1][c].rps / second[1][c].rps
+        print(f"      {first[0]} {ratio:.{digits}f}x {second[0]}'s requests/s")
+
+
 def median_of(repeats: int, run: Callable[[], Load]) -> Load:
     """The run with the median requests/s of `repeats` runs (its latencies with it)."""
     return sorted((run() for _ in range(repeats)), key=lambda r: r.rps)[repeats // 2]
@@ -328,23 +341,12 @@ def main() -> None:
     if kernel_dealt is not None:
         by_kernel, _, kernel_batches = kernel_dealt
         print(f"\ndealing connections, {top} workers: the supervisor in turn against SO_REUSEPORT")
-        for c in loads:
-            print(
-                swept[c].line(f"{c:3d} connections: supervisor") + f"  batch {batches[c]:.1f}\n"
-                + by_kernel[c].line(f"{c:3d} connections: SO_REUSEPORT")
-                + f"  batch {kernel_batches[c]:.1f}"
-                + f"\n      the supervisor {swept[c].rps / by_kernel[c].rps:.2f}x SO_REUSEPORT's"
-                " requests/s"
-            )  # fmt: skip
+        print_pairs(loads, ("supervisor", swept, batches),
+                    ("SO_REUSEPORT", by_kernel, kernel_batches), digits=2)  # fmt: skip
     if len(loads) == 1:
         return
     print(f"\nby load: agricredit /v1/score with {top} worker(s) against mlflow, same loads")
-    for c in loads:
-        print(
-            swept[c].line(f"{c:3d} connections: agricredit") + f"  batch {batches[c]:.1f}\n"
-            + theirs[c].line(f"{c:3d} connections: mlflow")
-            + f"\n      {swept[c].rps / theirs[c].rps:.1f}x mlflow's requests/s"
-        )  # fmt: skip
+    print_pairs(loads, ("agricredit", swept, batches), ("mlflow", theirs, None), digits=1)
     best = capacity(swept, p99_bound_ms=P99_TARGET_MS)
     peak_c, peak = capacity(theirs, p99_bound_ms=None)
     if best is None:

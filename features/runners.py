@@ -29,9 +29,6 @@ scheduler_option = click.option(
 class LocalRunner:
     """Work in this process: the in-process code paths, unchanged."""
 
-    def __str__(self) -> str:
-        return "this process"
-
 
 @dataclass(frozen=True)
 class DaskRunner:
@@ -44,9 +41,6 @@ class DaskRunner:
     def workers(self) -> int:
         """The cluster's workers now (at least one)."""
         return max(len(self.client.scheduler_info()["workers"]), 1)
-
-    def __str__(self) -> str:
-        return f"the Dask cluster at {self.client.scheduler.address}"
 
 
 Runner = LocalRunner | DaskRunner

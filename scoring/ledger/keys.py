@@ -35,6 +35,10 @@ class ApiKey:
     revoked_at: str | None
 
 
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 class KeyStore:
     """Keys in the ledger's database: `engine` writes, `reader` looks up."""
 
@@ -52,7 +56,7 @@ class KeyStore:
                     name=name,
                     role=role,
                     coop_id=coop_id,
-                    key_hash=hashlib.sha256(secret.encode()).hexdigest(),
+                    key_hash=_digest(secret),
                     created_at=now_text(),
                 )
             )
@@ -61,17 +65,17 @@ class KeyStore:
     def cached(self, secret: str) -> ApiKey | None:
         """The key whose secret this is, if it was looked up within KEY_CACHE_SECONDS;
         never touches the database (the event loop may ask)."""
-        found = self._cache.get(hashlib.sha256(secret.encode()).hexdigest())
+        found = self._cache.get(_digest(secret))
         if found is not None and found[1] > time.monotonic():
             return found[0]
         return None
 
     def find(self, secret: str) -> ApiKey | None:
         """The active key whose secret this is, or None (see KEY_CACHE_SECONDS)."""
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self.cached(secret)
+        if cached is not None:
+            return cached
+        digest = _digest(secret)
         with self.reader.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None or row.revoked_at is not None:
@@ -134,13 +138,3 @@ def check_role(key: ApiKey | None, *, allowed: tuple[Role, ...]) -> ApiKey:
     if key.role not in allowed:
         raise ForbiddenError(f"this route needs a {' or '.join(allowed)} key; yours is {key.role}")
     return key
-
-
-def authenticate(store: KeyStore, header: str | None, *, allowed: tuple[Role, ...]) -> ApiKey:
-    """The key presented as `Authorization: Bearer <key>`, if it has one of the roles.
-
-    Raises:
-        UnauthorizedError: no key, or not an active key.
-        ForbiddenError: a valid key of another role.
-    """
-    return check_role(store.find(secret_of(header)), allowed=allowed)

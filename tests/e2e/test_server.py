@@ -256,7 +256,7 @@ def test_workers_listening_on_the_port_themselves_serve_one_ledger(served, sourc
         workers = set(_workers_of(base, 16))
 
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
-    assert 1 <= len(workers) <= 2
+    assert len(workers) == 2  # 16 connections hashed by the kernel reach both
     book = Ledger(ledger_url)
     assert book.count() == 10 and book.verify().ok
     book.close()
