@@ -2,7 +2,9 @@
 
 `direction` is how the feature should move the risk of default as it grows (+1 riskier,
 -1 safer, 0 no constraint); training turns it into LightGBM monotone constraints. `reason`
-is the plain-language text a declined farmer is shown when the feature drives a decision.
+is the plain-language text a declined farmer is shown when the feature drives a decision;
+`adverse_side` is the side of the training population's median on which that text is true
+(high values: +1, low: -1), the direction unless one is declared for unconstrained features.
 Data-quality flags (`dq_*`) travel with every row but are not model inputs.
 """
 
@@ -25,15 +27,28 @@ class FeatureSpec:
     direction: Literal[-1, 0, 1]
     description: str
     reason: str
+    adverse: Literal[-1, 0, 1] = 0  # declared only where direction is 0
+
+    @property
+    def adverse_side(self) -> int:
+        """+1 when the reason text is true of high values, -1 of low, 0 of none."""
+        return self.adverse or self.direction
 
 
 @dataclass(frozen=True)
 class QualityFlag:
-    """A boolean data-quality flag carried next to the features of a row."""
+    """A boolean data-quality flag carried next to the features of a row.
+
+    `reason` is what an applicant is told when the data it marks missing weighs against
+    them; a `whole_source` flag means none of the source's data exists, so every feature of
+    that source is a stand-in (zero counts, not measurements)."""
 
     name: str
     source: Source
     description: str
+    reason: str = ""
+    whole_source: bool = False
+    explains: tuple[str, ...] = ()  # features it leaves without a value (whole source: all)
 
 
 def _f(
@@ -43,8 +58,9 @@ def _f(
     direction: Literal[-1, 0, 1],
     description: str,
     reason: str,
+    adverse: Literal[-1, 0, 1] = 0,
 ) -> FeatureSpec:
-    return FeatureSpec(name, source, unit, direction, description, reason)
+    return FeatureSpec(name, source, unit, direction, description, reason, adverse)
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
@@ -76,7 +92,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _f("orders_peak_quarter_share", "orders", "share", 0,
        "Share of the last twelve 30-day months' completed value earned in the busiest three "
        "consecutive months.",
-       "Your sales are concentrated in a short part of the year."),
+       "Your sales are concentrated in a short part of the year.", adverse=1),
     _f("orders_refund_rate_365d", "orders", "share", 1,
        "Share of the last year's orders that were refunded.",
        "Many of your orders were refunded."),
@@ -108,7 +124,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _f("contract_share", "contracts", "share", 0,
        "Applicant's share of the contract: 1 for own contracts, the share of the co-op's "
        "declared area of the crop for co-op contracts.",
-       "Your share of your co-op's contract is small."),
+       "Your share of your co-op's contract is small.", adverse=-1),
     _f("contract_buyer_grade", "contracts", "grade 0=A..3=D", 1,
        "The buyer's grade (A best) as an ordinal.",
        "The buyer on your contract has a weak grade."),
@@ -128,7 +144,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "You have little history of delivering on contracts."),
     _f("contract_days_to_delivery", "contracts", "days", 0,
        "Days from the application to the start of the delivery window.",
-       "The delivery window of your contract is far away."),
+       "The delivery window of your contract is far away.", adverse=1),
     _f("contract_price_over_market", "contracts", "ratio", -1,
        "Contract price over the crop's mean market price in the 28 days before the "
        "application.",
@@ -157,11 +173,11 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Your estimated yield last season was low."),
     _f("sat_clear_obs_60d", "satellite", "scenes", 0,
        "Clear observations per field in the 60 days before the application.",
-       "Recent satellite images of your fields are few."),
+       "Recent satellite images of your fields are few.", adverse=-1),
     _f("sat_recent_anomaly_own", "satellite", "NDVI", 0,
        "Mean NDVI of the last 30 days minus the same fields' mean at the same time of year "
        "in earlier seasons.",
-       "Your fields look less green now than at this time in earlier years."),
+       "Your fields look less green now than at this time in earlier years.", adverse=-1),
     _f("sat_production_over_contracted", "satellite", "ratio", -1,
        "Expected production of the contracted crop (last season's yield estimate times "
        "cultivated area) over the contracted quantity.",
@@ -169,7 +185,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     # --- loan history on the platform -------------------------------------------------------
     _f("history_prior_loans", "history", "loans", 0,
        "Loans applied for before this application.",
-       "You have little borrowing history with us."),
+       "You have little borrowing history with us.", adverse=-1),
     _f("history_repaid_loans", "history", "loans", -1,
        "Earlier loans fully repaid before the application.",
        "You have repaid few loans with us."),
@@ -185,21 +201,36 @@ FEATURES: tuple[FeatureSpec, ...] = (
 )  # fmt: skip
 
 QUALITY_FLAGS: tuple[QualityFlag, ...] = (
-    QualityFlag("dq_no_orders", "orders", "No order on the platform before the as-of time."),
+    QualityFlag("dq_no_orders", "orders", "No order on the platform before the as-of time.",
+                "No sales history on the platform yet.", whole_source=True),
     QualityFlag("dq_no_contract", "contracts",
-                "The application names no contract, or one not found in the party's contracts."),
+                "The application names no contract, or one not found in the party's contracts.",
+                "No purchase contract of yours is on file.", whole_source=True),
     QualityFlag("dq_contract_not_open", "contracts",
                 "The contract was not signed, or already closed or cancelled, at the as-of time."),
     QualityFlag("dq_no_buyer_record", "contracts",
-                "No payment of the buyer had fallen due before the as-of time."),
+                "No payment of the buyer had fallen due before the as-of time.",
+                "The buyer on your contract has no payment record with us yet.",
+                explains=("contract_buyer_late_rate", "contract_buyer_mean_days_late")),
     QualityFlag("dq_no_market_price", "contracts",
-                "No market price of the crop in the 28 days before the as-of time."),
-    QualityFlag("dq_no_fields", "satellite", "The farmer has no field boundary."),
+                "No market price of the crop in the 28 days before the as-of time.",
+                "No recent market price of your crop is known.",
+                explains=("contract_price_over_market",)),
+    QualityFlag("dq_no_fields", "satellite", "The farmer has no field boundary.",
+                "No boundary of your fields is on file yet.", whole_source=True),
     QualityFlag("dq_no_last_season", "satellite",
-                "No clear observation of the fields in the last completed season."),
+                "No clear observation of the fields in the last completed season.",
+                "Satellite images have not yet seen your fields through a whole season.",
+                explains=("sat_last_peak_ndvi", "sat_last_integral_ndvi", "sat_last_greenup_doy",
+                          "sat_last_anomaly_own", "sat_last_anomaly_county",
+                          "sat_last_cultivated_ratio", "sat_last_yield_kg_ha",
+                          "sat_production_over_contracted")),
     QualityFlag("dq_no_recent_scene", "satellite",
-                "No clear observation of the fields in the 60 days before the as-of time."),
-    QualityFlag("dq_no_loan_history", "history", "No earlier loan on the platform."),
+                "No clear observation of the fields in the 60 days before the as-of time.",
+                "No recent clear satellite image of your fields yet.",
+                explains=("sat_clear_obs_60d", "sat_recent_anomaly_own")),
+    QualityFlag("dq_no_loan_history", "history", "No earlier loan on the platform.",
+                "You have no earlier loan with us yet.", whole_source=True),
 )  # fmt: skip
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)

@@ -361,6 +361,7 @@ def write_stub_bundle(directory: Path, *, pd_few: float, pd_many: float) -> str:
     from features.registry import FEATURES
     from training.artifact import write_bundle
     from training.calibration import Calibrator
+    from training.population import Population
     from training.scaling import ScoreScaler
 
     names = [f.name for f in FEATURES]
@@ -382,6 +383,7 @@ def write_stub_bundle(directory: Path, *, pd_few: float, pd_many: float) -> str:
         calibrator=Calibrator.from_dict({"method": "platt", "a": 1.0, "b": 0.0}),
         scaler=ScoreScaler(),
         features=list(FEATURES),
+        population=Population.describe(pd.DataFrame(x, columns=names)),
     )
 
 

@@ -4,7 +4,12 @@ model.txt         LightGBM's native text model (never a pickle)
 calibrator.json   Platt parameters
 scaling.json      score points and bands
 features.json     the feature declarations, in the model's column order
-model.json        SHA-256 of model.txt, best iteration, format version
+population.json   where the training applicants stand on each feature (training/population.py)
+model.json        the SHA-256 of every other file, the bundle's digest, the format version
+
+The bundle's digest is the SHA-256 of its files' names and hashes: change any byte of any
+file (the calibrator's intercept as much as a tree) and it no longer matches the digest the
+registry recorded, so the bundle is refused before anything in it is used.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ import pandas as pd
 
 from features.registry import FeatureSpec
 from training.calibration import Calibrator
+from training.population import Population
 from training.scaling import ScoreScaler
 
-FORMAT = "agricredit-model/1"
+FORMAT = "agricredit-model/2"
 MODEL_FILE = "model.txt"
+MANIFEST = "model.json"
+FILES = (MODEL_FILE, "calibrator.json", "scaling.json", "features.json", "population.json")
 
 
 class ModelIntegrityError(RuntimeError):
-    """The model file does not match the hash it was registered with."""
+    """A bundle's files do not match the hashes it was registered with."""
 
 
 def sha256_of(path: Path) -> str:
@@ -42,12 +50,14 @@ def sha256_of(path: Path) -> str:
 
 @dataclass
 class ModelBundle:
-    """Booster, calibrator, scaling and the features it reads, in column order."""
+    """Booster, calibrator, scaling, the features it reads in column order, and where its
+    training applicants stood on them. `sha256` is the bundle's digest."""
 
     booster: lgb.Booster
     calibrator: Calibrator
     scaler: ScoreScaler
     features: list[FeatureSpec]
+    population: Population
     sha256: str
 
     @cached_property
@@ -77,6 +87,12 @@ class ModelBundle:
         return out.reshape(len(x), -1)
 
 
+def bundle_digest(files: dict[str, str]) -> str:
+    """The digest of a bundle: SHA-256 over its files' names and hashes, in name order."""
+    text = "".join(f"{name} {files[name]}\n" for name in sorted(files))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_bundle(
     directory: Path,
     *,
@@ -84,46 +100,83 @@ def write_bundle(
     calibrator: Calibrator,
     scaler: ScoreScaler,
     features: list[FeatureSpec],
+    population: Population,
 ) -> str:
-    """Write the bundle's files into `directory`; returns the model file's SHA-256."""
+    """Write the bundle's files into `directory`; returns the bundle's digest."""
     directory.mkdir(parents=True, exist_ok=True)
     # save only the best iteration, so the served model is exactly the evaluated one
     booster.save_model(directory / MODEL_FILE, num_iteration=booster.best_iteration or None)
-    digest = sha256_of(directory / MODEL_FILE)
     (directory / "calibrator.json").write_text(json.dumps(calibrator.to_dict(), indent=2))
     (directory / "scaling.json").write_text(json.dumps(scaler.to_dict(), indent=2))
     (directory / "features.json").write_text(json.dumps([asdict(f) for f in features], indent=2))
-    (directory / "model.json").write_text(
-        json.dumps({"format": FORMAT, "sha256": digest, "best_iteration": booster.best_iteration})
+    (directory / "population.json").write_text(json.dumps(population.to_dict()))
+    files = {name: sha256_of(directory / name) for name in FILES}
+    digest = bundle_digest(files)
+    (directory / MANIFEST).write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "files": files,
+                "sha256": digest,
+                "best_iteration": booster.best_iteration,
+            },
+            indent=2,
+        )
     )
     return digest
 
 
 def read_bundle(directory: Path, *, expected_sha256: str | None = None) -> ModelBundle:
-    """Read a bundle; the model file must hash to `expected_sha256` (the registered hash)
-    before LightGBM parses it.
+    """Read a bundle whose every file hashes as its manifest says and whose digest is
+    `expected_sha256` (the registered one), checked before any file is parsed.
 
     Raises:
-        ModelIntegrityError: if the hash differs or the files are not a bundle.
+        ModelIntegrityError: naming the file that differs, or why it is not a bundle.
     """
-    meta = json.loads((directory / "model.json").read_text())
-    if meta.get("format") != FORMAT:
-        raise ModelIntegrityError(f"{directory} is not an {FORMAT} bundle")
-    digest = sha256_of(directory / MODEL_FILE)
-    expected = expected_sha256 or meta["sha256"]
-    if digest != expected:
-        raise ModelIntegrityError(
-            f"{directory / MODEL_FILE} has SHA-256 {digest}, registered {expected}; "
-            "the model file was changed after registration: refusing to load it"
+    try:
+        meta = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelIntegrityError(f"{directory / MANIFEST}: not a readable manifest: {exc}") from (
+            exc
         )
-    booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
-    features = [FeatureSpec(**f) for f in json.loads((directory / "features.json").read_text())]
+    if meta.get("format") != FORMAT:
+        raise ModelIntegrityError(
+            f"{directory} is a {meta.get('format')!r} bundle, not {FORMAT}; retrain to serve it"
+        )
+    files: dict[str, str] = meta.get("files") or {}
+    if sorted(files) != sorted(FILES):
+        raise ModelIntegrityError(f"{directory / MANIFEST} lists {sorted(files)}, not {FILES}")
+    extra = sorted(p.name for p in directory.iterdir() if p.name not in (*FILES, MANIFEST))
+    if extra:
+        raise ModelIntegrityError(f"{directory} holds files no hash covers: {', '.join(extra)}")
+    expected = expected_sha256 or meta["sha256"]
+    if bundle_digest(files) != expected:
+        raise ModelIntegrityError(
+            f"{directory / MANIFEST}: its file hashes give digest {bundle_digest(files)}, "
+            f"registered {expected}; the bundle was changed after registration: refusing it"
+        )
+    # hash the bytes that are then parsed: nothing can change between the check and the use
+    content: dict[str, bytes] = {}
+    for name, registered in files.items():
+        try:
+            content[name] = (directory / name).read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(f"{directory / name}: cannot be read: {exc}") from exc
+        digest = hashlib.sha256(content[name]).hexdigest()
+        if digest != registered:
+            raise ModelIntegrityError(
+                f"{directory / name} has SHA-256 {digest}, registered {registered}; the file "
+                "was changed after registration: refusing to load the bundle"
+            )
+    booster = lgb.Booster(model_str=content[MODEL_FILE].decode())
+    features = [FeatureSpec(**f) for f in json.loads(content["features.json"])]
     if booster.feature_name() != [f.name for f in features]:
         raise ModelIntegrityError(f"{directory}: model columns differ from features.json")
     return ModelBundle(
         booster=booster,
-        calibrator=Calibrator.from_dict(json.loads((directory / "calibrator.json").read_text())),
-        scaler=ScoreScaler.from_dict(json.loads((directory / "scaling.json").read_text())),
+        calibrator=Calibrator.from_dict(json.loads(content["calibrator.json"])),
+        scaler=ScoreScaler.from_dict(json.loads(content["scaling.json"])),
         features=features,
-        sha256=digest,
+        population=Population.from_dict(json.loads(content["population.json"])),
+        sha256=expected,
     )

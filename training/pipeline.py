@@ -30,6 +30,7 @@ from training.dataset import (
 from training.evaluation import evaluate, fairness_gaps, fairness_table
 from training.metrics import auc, psi
 from training.model import LightGBMSettings, contributions, fit_lightgbm, raw_scores
+from training.population import Population
 from training.scaling import ScoreScaler
 
 
@@ -42,6 +43,7 @@ class TrainedModel:
     booster: lgb.Booster
     calibrator: Calibrator
     scaler: ScoreScaler
+    population: Population
     split: Split
     metrics: dict[str, float]
     params: dict[str, object]
@@ -137,6 +139,7 @@ def train_model(
         booster=booster,
         calibrator=calibrator,
         scaler=scaler,
+        population=Population.describe(train_x),
         split=split,
         metrics=metrics,
         params=settings.params(features)

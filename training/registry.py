@@ -1,7 +1,7 @@
 """The MLflow model registry: register a bundle, load a version back safely, aliases.
 
 A version's source is the run's `model/` directory of plain files (artifact.py) and its
-`sha256` tag the hash of the LightGBM model file, checked before the file is parsed.
+`sha256` tag the bundle's digest over every file, checked before any file is parsed.
 """
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ def get_version(client: MlflowClient, ref: str, *, name: str = MODEL_NAME) -> Mo
 def load_version(client: MlflowClient, ref: str, *, name: str = MODEL_NAME) -> LoadedVersion:
     """Download a version's files and read them, checking the registered SHA-256 first."""
     version = get_version(client, ref, name=name)
-    target = Path(tempfile.mkdtemp(prefix=f"agricredit-model-{version.version}-"))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(target))
-    bundle = read_bundle(Path(local), expected_sha256=version.tags.get("sha256"))
+    # the bundle is read whole into memory, so its download leaves nothing behind
+    with tempfile.TemporaryDirectory(prefix=f"agricredit-model-{version.version}-") as target:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=target)
+        bundle = read_bundle(Path(local), expected_sha256=version.tags.get("sha256"))
     return LoadedVersion(bundle=bundle, version=version)
 
 

@@ -90,6 +90,7 @@ def log_trained_model(
             calibrator=model.calibrator,
             scaler=model.scaler,
             features=model.features,
+            population=model.population,
         )
         mlflow.log_artifacts(str(work / BUNDLE_PATH), artifact_path=BUNDLE_PATH)
         (work / "plots").mkdir()

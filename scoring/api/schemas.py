@@ -75,6 +75,18 @@ class ReasonPublic(BaseModel):
     contribution: float | None = None
 
 
+class CounterofferPublic(BaseModel):
+    """What would be approved instead of a declined or referred request: the largest amount
+    at which the same applicant, with the same contract, is approved by the same model and
+    policy; `amount_minor` is null when no amount would be (`detail` says why)."""
+
+    amount_minor: int | None = Field(description="largest approvable amount, minor units")
+    probability_of_default: float | None = Field(description="PD at that amount, 0..1")
+    band: str | None = Field(description="risk band at that amount")
+    annual_rate: float | None = Field(description="annual interest rate at that amount")
+    detail: str = Field(description="the counteroffer in a sentence")
+
+
 class DisbursementPublic(BaseModel):
     """A payment to make: to the supplier, never to the farmer."""
 
@@ -104,6 +116,9 @@ class ScoreResponse(BaseModel):
     due_at: str | None
     disbursements: list[DisbursementPublic]
     reasons: list[ReasonPublic]
+    counteroffer: CounterofferPublic | None = Field(
+        description="for a declined or referred application; null for an approval"
+    )
     model: ModelPublic
     policy_version: str
     features_as_of: str
@@ -204,6 +219,7 @@ class MemberPreapproval(BaseModel):
     share: float | None = None
     verified_area_ha: float | None = None
     reasons: list[ReasonPublic] | None = None
+    counteroffer: CounterofferPublic | None = None
     data_quality_flags: list[str] | None = None
     model_version: str | None = None
 

@@ -54,6 +54,7 @@ def score_response(
         "due_at": None if declined or d.due_at is None else d.due_at.isoformat(),
         "disbursements": outcome.disbursements,
         "reasons": outcome.shown_reasons(),
+        "counteroffer": outcome.counteroffer_dict(),
         "model": {"name": model.name, "version": model.version},
         "policy_version": policy_version,
         "features_as_of": outcome.as_of.isoformat(),

@@ -18,10 +18,11 @@ from pandas import Timestamp
 from features.asof import DAY_NS, instant_ns
 from features.assembly import build_features
 from features.registry import FLAG_NAMES, ROW_COLUMNS
+from scoring.decide.counteroffer import Counteroffer, search
 from scoring.decide.data import FeatureSource
 from scoring.decide.policy import Case, Decision, Policy, decide
 from scoring.decide.predictor import Predictor
-from scoring.decide.reasons import MAX_REASONS, ModelReason, top_reasons
+from scoring.decide.reasons import MAX_REASONS, ModelReason
 from scoring.errors import InvalidApplicationError, NotFoundError
 
 MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
@@ -61,6 +62,20 @@ class Outcome:
     flags: list[str]
     disbursements: list[dict[str, Any]]
     as_of: Timestamp
+    counteroffer: Counteroffer | None = None  # declined and referred applications only
+
+    def counteroffer_dict(self) -> dict[str, Any] | None:
+        """The counteroffer as stored and answered (None for an approval)."""
+        c = self.counteroffer
+        if c is None:
+            return None
+        return {
+            "amount_minor": c.amount_minor,
+            "probability_of_default": c.probability_of_default,
+            "band": c.band,
+            "annual_rate": c.annual_rate,
+            "detail": c.detail,
+        }
 
     def shown_reasons(self) -> list[dict[str, Any]]:
         """Up to four reasons as the applicant is shown them: the policy's first, then the
@@ -270,7 +285,7 @@ def evaluate_applications(
     receivable = rows.column("contract_receivable_minor")
     receivable = np.where(np.isnan(receivable), 0.0, receivable).tolist()  # none: nothing owed
     not_open = (rows.column("dq_no_contract") + rows.column("dq_contract_not_open")).tolist()
-    decisions = []
+    decisions, cases = [], []
     for i, app in enumerate(apps):
         e = extras[i]
         case = Case(
@@ -289,11 +304,18 @@ def evaluate_applications(
             arrears_days=e.arrears_days,
             as_of=as_of,
         )
+        cases.append(case)
         decisions.append(decide(case, policy))
+    refused = [i for i, d in enumerate(decisions) if d.decision != "approve"]
+    offers = dict(
+        zip(refused, search([cases[i] for i in refused], x[refused], model, policy), strict=True)
+    )
     needs = [i for i, d in enumerate(decisions) if reasons_for == "all" or d.decision != "approve"]
     names = model.feature_names
     contrib = model.contributions(x[needs]) if needs else np.zeros((0, len(names) + 1))
-    by_row = dict(zip(needs, top_reasons(names, contrib), strict=True))
+    explainer = model.explainer
+    raised = rows.values[needs][:, _positions(tuple(explainer.flag_names))]
+    by_row = dict(zip(needs, explainer.top_reasons(x[needs], contrib, raised), strict=True))
     # the stored feature vector: missing values as None (JSON null), never NaN
     model_values = np.where(np.isnan(x), np.array(None, dtype=object), x.astype(object)).tolist()
     flag_values = rows.values[:, [j for _, j in _FLAGS]].tolist()
@@ -312,6 +334,7 @@ def evaluate_applications(
                 flags=[name for (name, _), v in zip(_FLAGS, flag_values[i], strict=True) if v],
                 disbursements=_disburse(app, d.limit_minor) if d.decision == "approve" else [],
                 as_of=as_of,
+                counteroffer=offers.get(i),
             )
         )
     return outcomes

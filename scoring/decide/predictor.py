@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from lightgbm import basic
 
+from scoring.decide.reasons import Explainer
 from training.artifact import ModelBundle
 from training.scaling import ScoreScaler
 
@@ -100,6 +101,11 @@ class Predictor:
         self.scaler: ScoreScaler = bundle.scaler
         self.sha256: str = bundle.sha256
         self.feature_names: list[str] = bundle.feature_names
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """Turns this model's contributions into true reasons."""
+        return Explainer.build(self.bundle.features, self.bundle.population)
 
     @cached_property
     def _raw_rows(self) -> SingleRowPredictor:

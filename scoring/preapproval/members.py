@@ -67,6 +67,7 @@ class MemberResult:
             "share": round(self.share, 8),
             "verified_area_ha": None if self.verified_ha is None else round(self.verified_ha, 4),
             "reasons": o.shown_reasons(),
+            "counteroffer": o.counteroffer_dict(),
             "data_quality_flags": o.flags,
         }
 
@@ -194,13 +195,15 @@ def decide_chunk(
 CSV_COLUMNS = [
     "farmer_id", "status", "decision", "probability_of_default", "score", "band",
     "individual_limit_minor", "allocation_minor", "preapproved_limit_minor", "capped_by_coop",
-    "annual_rate", "due_at", "share", "verified_area_ha", "reason_codes",
-    "data_quality_flags", "model_version", "decision_id", "detail",
+    "annual_rate", "due_at", "share", "verified_area_ha", "reason_codes", "reasons",
+    "counteroffer_minor", "counteroffer", "data_quality_flags", "model_version", "decision_id",
+    "detail",
 ]  # fmt: skip
 
 
 def results_csv(results: list[dict[str, Any]]) -> str:
-    """Member results as CSV, one row each; reasons and flags space-separated."""
+    """Member results as CSV, one row each: reason codes and flags space-separated, the
+    reasons' sentences one after another, the counteroffer's amount and its sentence."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -209,6 +212,9 @@ def results_csv(results: list[dict[str, Any]]) -> str:
             r
             | {
                 "reason_codes": " ".join(x["code"] for x in r.get("reasons") or []),
+                "reasons": " ".join(x["text"] for x in r.get("reasons") or []),
+                "counteroffer_minor": (r.get("counteroffer") or {}).get("amount_minor"),
+                "counteroffer": (r.get("counteroffer") or {}).get("detail"),
                 "data_quality_flags": " ".join(r.get("data_quality_flags") or []),
             }
         )

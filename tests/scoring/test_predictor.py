@@ -15,7 +15,8 @@ def bundle(tiny_matrix, tmp_path_factory):
     model = train_model(tiny_matrix)
     directory = tmp_path_factory.mktemp("bundle")
     write_bundle(directory, booster=model.booster, calibrator=model.calibrator,
-                 scaler=model.scaler, features=model.features)  # fmt: skip
+                 scaler=model.scaler, features=model.features,
+                 population=model.population)  # fmt: skip
     loaded = Predictor(read_bundle(directory))
     rows = tiny_matrix[loaded.feature_names].to_numpy(dtype=float, na_value=np.nan)
     return loaded, rows

@@ -36,7 +36,8 @@ def test_cluster_model_goes_through_the_same_split_checks_and_artifact(
     assert there.checks_passed
     assert there.booster.num_trees() == there.metrics["best_iteration"]
     digest = write_bundle(tmp_path / "m", booster=there.booster, calibrator=there.calibrator,
-                          scaler=there.scaler, features=there.features)  # fmt: skip
+                          scaler=there.scaler, features=there.features,
+                 population=there.population)  # fmt: skip
     bundle = read_bundle(tmp_path / "m", expected_sha256=digest)
     x = there.split.test[bundle.feature_names].to_numpy(dtype=float)
     expected = there.calibrator.predict(there.booster.predict(x, raw_score=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from scoring.cli import main
-from training.artifact import ModelIntegrityError, read_bundle, write_bundle
+from training.artifact import ModelIntegrityError, read_bundle, sha256_of, write_bundle
 from training.gate import evaluate_gate
 from training.pipeline import train_model
 from training.registry import get_client, load_version
@@ -21,7 +22,8 @@ def test_training_twice_gives_the_same_metrics_and_model_file(tiny_matrix, tmp_p
 
     hashes = [
         write_bundle(tmp_path / name, booster=m.booster, calibrator=m.calibrator,
-                     scaler=m.scaler, features=m.features)
+                     scaler=m.scaler, features=m.features,
+                 population=m.population)
         for name, m in (("a", first), ("b", second))
     ]  # fmt: skip
     assert first.metrics == second.metrics
@@ -84,7 +86,8 @@ def test_registered_version_loads_back_and_reproduces_its_test_predictions(
 def test_a_changed_model_file_is_refused_before_it_is_parsed(tiny_matrix, tmp_path):
     model = train_model(tiny_matrix)
     digest = write_bundle(tmp_path / "m", booster=model.booster, calibrator=model.calibrator,
-                          scaler=model.scaler, features=model.features)  # fmt: skip
+                          scaler=model.scaler, features=model.features,
+                 population=model.population)  # fmt: skip
     path = tmp_path / "m" / "model.txt"
     text = path.read_text()
     tampered = re.sub(r"shrinkage=[0-9.e-]+", "shrinkage=0.5", text, count=1)
@@ -92,6 +95,38 @@ def test_a_changed_model_file_is_refused_before_it_is_parsed(tiny_matrix, tmp_pa
     path.write_text(tampered)
 
     with pytest.raises(ModelIntegrityError, match="changed after registration"):
+        read_bundle(tmp_path / "m", expected_sha256=digest)
+
+
+@pytest.mark.parametrize("name", ["calibrator.json", "scaling.json", "features.json",
+                                  "population.json"])  # fmt: skip
+def test_a_change_to_any_file_of_the_bundle_is_refused(tiny_matrix, tmp_path, name):
+    model = train_model(tiny_matrix)
+    digest = write_bundle(tmp_path / "m", booster=model.booster, calibrator=model.calibrator,
+                          scaler=model.scaler, features=model.features,
+                          population=model.population)  # fmt: skip
+    path = tmp_path / "m" / name
+    path.write_text(path.read_text().replace("1", "2", 1))  # e.g. the calibrator's intercept
+
+    with pytest.raises(ModelIntegrityError, match=f"{name} has SHA-256"):
+        read_bundle(tmp_path / "m", expected_sha256=digest)
+    # a manifest re-written to match the change no longer gives the registered digest
+    manifest = tmp_path / "m" / "model.json"
+    meta = json.loads(manifest.read_text())
+    meta["files"][name] = sha256_of(path)
+    manifest.write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="changed after registration"):
+        read_bundle(tmp_path / "m", expected_sha256=digest)
+
+
+def test_a_file_no_hash_covers_is_refused(tiny_matrix, tmp_path):
+    model = train_model(tiny_matrix)
+    digest = write_bundle(tmp_path / "m", booster=model.booster, calibrator=model.calibrator,
+                          scaler=model.scaler, features=model.features,
+                          population=model.population)  # fmt: skip
+    (tmp_path / "m" / "override.json").write_text("{}")
+
+    with pytest.raises(ModelIntegrityError, match=r"no hash covers: override\.json"):
         read_bundle(tmp_path / "m", expected_sha256=digest)
 
 
