@@ -36,6 +36,13 @@ class JobNotFinishedError(ServiceError):
     code = "job_not_finished"
 
 
+class NoNoticeError(ServiceError):
+    """The decision has no adverse-action notice (an approval, or a co-op summary)."""
+
+    status = 409
+    code = "no_adverse_action"
+
+
 class UnauthorizedError(ServiceError):
     status = 401
     code = "unauthorized"

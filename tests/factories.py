@@ -285,16 +285,27 @@ def declared_route(app, method: str, path: str) -> str | None:
     return None
 
 
-def declared_model(app, method: str, template: str, status: int) -> type[BaseModel] | None:
-    """The response model the app's OpenAPI document names for this status (a 2xx falls
-    back to the route's 200), or None when it names no JSON model."""
+def declared_models(app, method: str, template: str, status: int) -> list[type[BaseModel]]:
+    """The response models the app's OpenAPI document names for this status (a 2xx falls
+    back to the route's 200; several for a union), none when it names no JSON model."""
     from scoring.api import schemas
 
     responses = app.openapi()["paths"][template][method.lower()]["responses"]
     entry = responses.get(str(status)) or (responses.get("200") if status < 300 else None)
-    ref = (entry or {}).get("content", {}).get("application/json", {}).get("schema", {})
-    name = ref.get("$ref", "").rsplit("/", 1)[-1]
-    return getattr(schemas, name, None) if name else None
+    content = (entry or {}).get("content", {})
+    schema = content.get("application/json") or content.get("application/problem+json") or {}
+    schema = schema.get("schema", {})
+    refs = [schema, *schema.get("anyOf", [])]
+    names = [r["$ref"].rsplit("/", 1)[-1] for r in refs if "$ref" in r]
+    return [getattr(schemas, n) for n in names if hasattr(schemas, n)]
+
+
+def _fits(model: type[BaseModel], body) -> bool:
+    try:
+        model.model_validate(body)
+    except ValueError:
+        return False
+    return not unexpected_keys(model, body)
 
 
 class ValidatingClient(TestClient):
@@ -317,23 +328,28 @@ class ValidatingClient(TestClient):
         self.answered.add((method.upper(), template))
         kind = response.headers.get("content-type", "")
         status = response.status_code
-        declared = declared_model(self.app, method, template, status)
-        if status >= 400 and declared is not schemas.Readiness:
+        declared = declared_models(self.app, method, template, status)
+        if status >= 400 and declared != [schemas.Readiness]:
             assert kind.startswith("application/problem+json"), (
                 f"{method} {path} answered {status} without a problem body: {response.text}"
             )
-            model = schemas.Problem
+            models = [schemas.Problem]
         elif kind.startswith("application/json"):
-            model = declared
-            assert model is not None, (
+            models = declared
+            assert models, (
                 f"{method} {path} answers JSON ({response.status_code}) but declares no model"
             )
         else:
             return response
         body = response.json()
-        model.model_validate(body)
-        extra = unexpected_keys(model, body)
-        assert not extra, f"{method} {path}: keys {extra} are not in {model.__name__}"
+        if len(models) == 1:
+            models[0].model_validate(body)
+            extra = unexpected_keys(models[0], body)
+            assert not extra, f"{method} {path}: keys {extra} are not in {models[0].__name__}"
+        else:
+            assert any(_fits(m, body) for m in models), (
+                f"{method} {path}: the body fits none of {[m.__name__ for m in models]}"
+            )
         return response
 
 

@@ -236,3 +236,41 @@ class PreapprovalJob(BaseModel):
     summary: dict[str, Any] | None = None
     members: list[MemberPreapproval] | None = None
     error: str | None = None
+
+
+class MemberDecisionRecord(BaseModel):
+    """A co-op member's pre-approval as the ledger recorded it."""
+
+    decision_id: str
+    kind: Literal["preapproval"]
+    job_id: str
+    coop_id: str
+    contract_id: str
+    member: MemberPreapproval
+    model: ModelPublic
+    policy_version: str
+
+
+class CoopBatchRecord(BaseModel):
+    """The co-op level summary of a finished pre-approval as the ledger recorded it."""
+
+    decision_id: str
+    kind: Literal["coop_batch"]
+    job_id: str
+    coop_id: str
+    contract_id: str
+    summary: dict[str, Any]
+
+
+class NoticePublic(BaseModel):
+    """An adverse-action notice: what the lender tells a declined or referred applicant."""
+
+    decision_id: str
+    application_id: str
+    decision: Literal["refer", "decline"]
+    principal_reasons: list[str] = Field(description="the reasons' sentences, most weighty first")
+    counteroffer: CounterofferPublic | None
+    data_used: list[str] = Field(description="the kinds of data the decision read")
+    data_missing: list[str] = Field(description="kinds of data the applicant had none of")
+    features_as_of: str
+    text: str = Field(description="the whole notice as plain text")

@@ -65,6 +65,7 @@ def run_job(
         "coop_id": job.coop_id,
         "contract_id": job.contract_id,
         "policy_version": state.policy.version,
+        "features_as_of": plan.as_of.isoformat(),
     }
     chunks = [plan.members[i : i + chunk] for i in range(0, len(plan.members), chunk)]
     requests = [

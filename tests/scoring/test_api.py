@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scoring.ledger.keys import create_key
+from scoring.preapproval.members import batch_decision_id
 from tests.factories import (
     ValidatingClient,
     applications,
@@ -582,3 +583,42 @@ def test_the_event_loop_never_waits_on_the_database(client, state, source, serve
     assert {"replay_many", "get", "find", "create"} <= {name for name, _ in calls}
     assert len(loop_threads) == 1
     assert [name for name, ident in calls if ident in loop_threads] == []
+
+
+def test_a_decision_of_every_kind_is_readable_and_a_refusal_has_a_notice(client, state, source,
+                                                                         served):  # fmt: skip
+    headers = bearer(state)
+    decided = [client.post("/v1/score", json=b, headers=headers).json()
+               for b in applications(source, served.world, 40)]  # fmt: skip
+    refused = next(d for d in decided if d["decision"] != "approve")
+    approved = next(d for d in decided if d["decision"] == "approve")
+    coop_id, contract_id = coop_contracts(source)[0]
+    job = client.post(f"/v1/coops/{coop_id}/preapprovals", json={"contract_id": contract_id},
+                      headers=headers | {"Idempotency-Key": "coop-notice"}).json()  # fmt: skip
+    done = client.get(f"/v1/preapprovals/{job['job_id']}", headers=headers).json()
+    assert done["status"] == "done"
+    member = next(m for m in done["members"] if m["status"] == "evaluated")
+
+    as_member = client.get(f"/v1/decisions/{member['decision_id']}", headers=headers)
+    batch = client.get(f"/v1/decisions/{batch_decision_id(job['job_id'])}", headers=headers)
+    notice = client.get(f"/v1/decisions/{refused['decision_id']}/notice", headers=headers)
+
+    shown = {k: v for k, v in as_member.json()["member"].items() if v is not None}
+    assert as_member.status_code == 200 and shown == {
+        k: v for k, v in member.items() if v is not None
+    }
+    assert as_member.json()["kind"] == "preapproval"
+    assert batch.status_code == 200 and batch.json()["summary"] == done["summary"]
+    body = notice.json()
+    assert notice.status_code == 200 and body["decision"] == refused["decision"]
+    assert body["principal_reasons"] == [r["text"] for r in refused["reasons"]]
+    assert body["counteroffer"] == refused["counteroffer"]
+    assert refused["counteroffer"]["detail"] in body["text"]
+    assert all(text in body["text"] for text in body["principal_reasons"] + body["data_used"])
+    member_notice = client.get(f"/v1/decisions/{member['decision_id']}/notice", headers=headers)
+    assert member_notice.status_code == (200 if member["decision"] != "approve" else 409)
+    for no_notice in (approved["decision_id"], batch_decision_id(job["job_id"])):
+        answer = client.get(f"/v1/decisions/{no_notice}/notice", headers=headers)
+        assert answer.status_code == 409 and answer.json()["code"] == "no_adverse_action"
+    other = bearer(state)
+    assert client.get(f"/v1/decisions/{member['decision_id']}", headers=other).status_code == 404

@@ -49,6 +49,8 @@ def test_every_route_answers_in_its_declared_shape(client, state, source, served
     bodies = applications(source, served.world, 20)
     decided = [client.post("/v1/score", json=b, headers=lender).json() for b in bodies]
     client.get(f"/v1/decisions/{decided[0]['decision_id']}", headers=lender)
+    refused = next(d for d in decided if d["decision"] != "approve")
+    client.get(f"/v1/decisions/{refused['decision_id']}/notice", headers=lender)
     client.get("/v1/decisions/unknown", headers=lender)  # a problem answer
     client.post("/v1/score", json=bodies[0] | {"requested_minor": -1}, headers=lender)
     client.post("/v1/score", json=bodies[0])  # no key
