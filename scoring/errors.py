@@ -43,6 +43,13 @@ class NoNoticeError(ServiceError):
     code = "no_adverse_action"
 
 
+class ModelRefusedError(ServiceError):
+    """A model version that may not be served (ungated, or its files changed)."""
+
+    status = 409
+    code = "model_refused"
+
+
 class UnauthorizedError(ServiceError):
     status = 401
     code = "unauthorized"

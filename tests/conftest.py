@@ -24,7 +24,8 @@ from tests.factories import (
 )
 from training.config import TrainingSettings
 from training.pipeline import train_model
-from training.registry import get_client, set_champion
+from training.promotion import record_review
+from training.registry import get_client
 from training.tracking import log_trained_model, use_experiment
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -124,7 +125,8 @@ def trained_served(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -
     use_experiment("serving-tests", settings)
     model = train_model(pd.read_parquet(world / "features" / "training.parquet"))
     tracked = log_trained_model(model, run_name="champion", settings=settings)
-    set_champion(get_client(settings), tracked.version)
+    record_review(get_client(settings), tracked.version, settings,
+                  why="trained on the tiny world for the end-to-end smoke test")  # fmt: skip
     return Served(world, settings, root)
 
 

@@ -15,7 +15,8 @@ _LAZY = {
     "TrainedModel": "training.pipeline",
     "train_model": "training.pipeline",
     "run_training": "training.runner",
-    "promote_version": "training.runner",
+    "promote": "training.promotion",
+    "rollback": "training.promotion",
     "GateReport": "training.gate",
     "TrainingSettings": "training.config",
 }

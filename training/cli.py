@@ -8,6 +8,7 @@ import click
 
 from features.registry import SOURCES
 from features.runners import runner_for, scheduler_option
+from training.artifact import ModelIntegrityError
 
 
 def _sources(text: str) -> tuple[str, ...]:
@@ -88,24 +89,40 @@ def train(
 
 
 @click.command()
-@click.argument("version")
-def promote(version: str) -> None:
-    """Make VERSION (a number, or "latest") the champion if it passes the gate; otherwise
-    list what failed."""
-    from training.runner import promote_version
+@click.argument("version", required=False)
+@click.option(
+    "--rollback", is_flag=True, help="Return to the champion before the current one instead."
+)
+def promote(version: str | None, rollback: bool) -> None:
+    """Make VERSION (a number, or "latest") the champion if it passes the gate, scored
+    against the current champion on the same test data; otherwise list what failed. Either
+    way the signed gate report is recorded in MLflow. With --rollback, return to the
+    previous champion (its files and gate record checked, the rollback recorded)."""
+    from training.promotion import UngatedModelError
+    from training.promotion import promote as run_promotion
+    from training.promotion import rollback as run_rollback
+    from training.signing import SigningKeyError
 
-    report = promote_version(version)
+    if rollback == (version is not None):
+        raise click.UsageError("give a VERSION to promote, or --rollback, not both")
+    try:
+        done = run_rollback() if rollback else run_promotion(str(version))
+    except (LookupError, UngatedModelError, SigningKeyError, ModelIntegrityError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = done.report
     for check in report.checks:
         mark = "pass" if check.passed else "FAIL"
         click.echo(f"  [{mark}] {check.name}: {check.detail}", err=not check.passed)
-    if not report.ok:
+    if not done.promoted:
         click.echo(
             f"version {report.version} not promoted: {sum(not c.passed for c in report.checks)} "
-            "check(s) failed",
+            "check(s) failed (the report is recorded on the version)",
             err=True,
         )
         raise SystemExit(1)
-    click.echo(f"version {report.version} is now the champion")
+    verb = "rolled back to" if rollback else "promoted"
+    click.echo(f"{verb} version {report.version}: it is now the champion"
+               + (f" (was version {done.previous})" if done.previous else ""))  # fmt: skip
 
 
 @click.group()

@@ -3,6 +3,8 @@
 The default store is top-level `mlruns/`: tracking and registry in SQLite
 (`mlruns/mlflow.db`), artifacts under `mlruns/artifacts`. MLflow 3's file-store backend is
 legacy and is not used. Override with AGRICREDIT_TRACKING_URI (e.g. a PostgreSQL URL).
+Promotions are signed with the key in AGRICREDIT_SIGNING_KEY_FILE (default
+`mlruns/signing.key`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ class TrainingSettings(BaseSettings):
     tracking_uri: str = f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
     artifact_root: Path = DEFAULT_STORE / "artifacts"
     experiment: str = "agricredit"
+    signing_key_file: Path | None = None  # default: signing.key beside the artifact root
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the key that signs promotions is kept (training/signing.py)."""
+        return self.signing_key_file or Path(self.artifact_root).parent / "signing.key"
 
 
 @lru_cache

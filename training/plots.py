@@ -44,7 +44,10 @@ def plot_score_distribution(y: np.ndarray, points: np.ndarray, path: Path) -> No
     """Histogram of score points for repaid and defaulted loans."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    bins = np.linspace(points.min(), points.max(), 30).tolist()
+    low, high = float(points.min()), float(points.max())
+    if high <= low:  # a model that scores everyone alike still gets its (one-bar) plot
+        low, high = low - 1, high + 1
+    bins = np.linspace(low, high, 30).tolist()
     ax.hist(points[~y], bins=bins, alpha=0.6, density=True, label="repaid")
     ax.hist(points[y], bins=bins, alpha=0.6, density=True, label="defaulted")
     ax.set(xlabel="score points", ylabel="density", title="Score by outcome, test season")

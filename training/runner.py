@@ -1,4 +1,4 @@
-"""The shell around training: read the data directory, train, track, ablate, promote."""
+"""The shell around training: read the data directory, train, track, ablate."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 
 from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
 from features.runners import IN_PROCESS, DaskRunner, Runner
 from training.config import get_training_settings
 from training.distributed import fit_lightgbm_dask
-from training.gate import GateReport, evaluate_gate
 from training.model import fit_lightgbm
 from training.pipeline import TrainedModel, train_model
-from training.registry import CHAMPION, MODEL_NAME, get_client, get_version, set_champion
+from training.registry import MODEL_NAME
 from training.scaling import ScoreScaler
 from training.tracking import log_trained_model, use_experiment
 
@@ -92,29 +90,3 @@ def run_training(
                     f"({ablated.metrics['test_auc'] - m['test_auc']:+.4f})"
                 )
     return model
-
-
-def _run_of(version: ModelVersion) -> str:
-    if version.run_id is None:
-        raise LookupError(f"model version {version.version} names no training run")
-    return str(version.run_id)
-
-
-def promote_version(version: str) -> GateReport:
-    """Check VERSION against the gate and the current champion; set the alias if it passes."""
-    client = get_client()
-    candidate = get_version(client, version)
-    metrics = client.get_run(_run_of(candidate)).data.metrics
-    try:
-        champion = get_version(client, CHAMPION)
-    except LookupError:
-        champion = None
-    champion_metrics = (
-        client.get_run(_run_of(champion)).data.metrics
-        if champion is not None and champion.version != candidate.version
-        else None
-    )
-    report = evaluate_gate(candidate.version, metrics, champion_metrics)
-    if report.ok:
-        set_champion(client, candidate.version)
-    return report

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import mlflow
 
+from features.registry import FEATURE_NAMES
 from training.artifact import write_bundle
 from training.config import TrainingSettings, get_training_settings
 from training.model_card import render_model_card
 from training.pipeline import TrainedModel
 from training.plots import plot_calibration, plot_contributions, plot_roc, plot_score_distribution
+from training.promotion import TEST_MATRIX, evaluation_rows
 from training.registry import BUNDLE_PATH, get_client, register_version
 
 
@@ -98,6 +100,11 @@ def log_trained_model(
         mlflow.log_artifacts(str(work / "plots"), artifact_path="plots")
         model.test_predictions.to_parquet(work / "test_predictions.parquet", index=False)
         mlflow.log_artifact(str(work / "test_predictions.parquet"))
+        # the test season itself, so a later gate scores this and the next model on it
+        evaluation_rows(model.split.test, list(FEATURE_NAMES)).to_parquet(
+            work / TEST_MATRIX, index=False
+        )
+        mlflow.log_artifact(str(work / TEST_MATRIX))
         if not model.fairness.empty:
             model.fairness.to_csv(work / "fairness.csv", index=False)
             mlflow.log_artifact(str(work / "fairness.csv"))

@@ -1,5 +1,10 @@
 """The champion in memory: loaded once per worker, swapped whole on reload, so every request
-sees exactly one model version from start to end."""
+sees exactly one model version from start to end.
+
+Only a gated version is loaded: its bundle must match its registered digest file by file,
+and carry a passing gate record for that digest signed by the signing key
+(training/promotion.py). Otherwise loading fails with the reason and the current model
+keeps serving."""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from dataclasses import dataclass
 from scoring.decide.predictor import Predictor
 from scoring.errors import NotReadyError
 from training.artifact import ModelBundle
-from training.config import TrainingSettings
+from training.config import TrainingSettings, get_training_settings
+from training.promotion import verify_gate
 from training.registry import MODEL_NAME, get_client, load_version
+from training.signing import SigningKey
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,19 @@ class ModelStore:
         return self._current
 
     def load(self) -> ServedModel:
-        """Load the version the reference points at now and make it current."""
+        """Load the version the reference points at now and make it current.
+
+        Raises:
+            ModelIntegrityError: a file of the bundle differs from its registered digest.
+            UngatedModelError: no passing gate record signed for that digest.
+            SigningKeyError: no signing key to check the record with.
+        """
+        settings = self.settings or get_training_settings()
         with self._lock:  # one reload at a time; readers keep the old one meanwhile
-            loaded = load_version(get_client(self.settings), self.ref)
+            loaded = load_version(get_client(settings), self.ref)
+            verify_gate(
+                loaded.version, loaded.bundle.sha256, SigningKey.read(settings.signing_key_path)
+            )
             served = ServedModel(
                 loaded.bundle,
                 Predictor(loaded.bundle),

@@ -16,6 +16,7 @@ from tests.factories import (
     bearer,
     coop_contracts,
     decide_request,
+    write_stub_bundle,
 )
 
 
@@ -622,3 +623,29 @@ def test_a_decision_of_every_kind_is_readable_and_a_refusal_has_a_notice(client,
         assert answer.status_code == 409 and answer.json()["code"] == "no_adverse_action"
     other = bearer(state)
     assert client.get(f"/v1/decisions/{member['decision_id']}", headers=other).status_code == 404
+
+
+def test_reloading_an_alias_moved_to_an_ungated_version_is_refused_and_keeps_serving(
+    client, state, served, tmp_path
+):
+    import mlflow
+
+    from training.registry import BUNDLE_PATH, CHAMPION, MODEL_NAME, get_client, register_version
+
+    scientist = bearer(state, "scientist")
+    before = client.get("/v1/models/champion", headers=scientist).json()
+    sha = write_stub_bundle(tmp_path / "ungated", pd_few=0.01, pd_many=0.01)
+    mlflow_client = get_client(served.training)
+    with mlflow.start_run(run_name="ungated") as run:
+        mlflow.log_artifacts(str(tmp_path / "ungated"), artifact_path=BUNDLE_PATH)
+    ungated = register_version(mlflow_client, run.info.run_id, sha)
+    mlflow_client.set_registered_model_alias(MODEL_NAME, CHAMPION, ungated)  # by hand
+    try:
+        answer = client.post("/v1/models/reload", headers=scientist)
+    finally:
+        mlflow_client.set_registered_model_alias(MODEL_NAME, CHAMPION, before["version"])
+
+    assert answer.status_code == 409 and answer.json()["code"] == "model_refused"
+    assert "no gate record" in answer.json()["detail"]
+    assert f"still serving {MODEL_NAME} version {before['version']}" in answer.json()["detail"]
+    assert client.get("/v1/models/champion", headers=scientist).json() == before

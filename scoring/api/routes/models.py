@@ -7,10 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from scoring.api.deps import ReaderDep, ScientistDep, StateDep
-from scoring.api.schemas import ChampionPublic
+from scoring.api.schemas import ChampionPublic, Problem
 from scoring.decide.model_store import ServedModel
+from scoring.errors import ModelRefusedError
+from training.artifact import ModelIntegrityError
+from training.promotion import UngatedModelError
+from training.signing import SigningKeyError
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": Problem} for s in (401, 403, 409)}
 
 
 def _public(served: ServedModel) -> dict[str, Any]:
@@ -29,10 +34,17 @@ def read_champion(state: StateDep, _key: ReaderDep) -> dict[str, Any]:
     return _public(state.models.current)
 
 
-@router.post("/reload", response_model=ChampionPublic)
+@router.post("/reload", response_model=ChampionPublic, responses=ERRORS)
 def reload_champion(state: StateDep, _key: ScientistDep) -> dict[str, Any]:
-    """Load the version the champion alias points at now; requests in flight finish on the
-    version they started with."""
-    served = state.models.load()
+    """Load the version the champion alias points at now, if it is gated (a passing gate
+    record signed for its exact files); requests in flight finish on the version they
+    started with. A refused version is a 409 and the current one keeps serving."""
+    try:
+        served = state.models.load()
+    except (LookupError, ModelIntegrityError, UngatedModelError, SigningKeyError) as exc:
+        current = state.models.current
+        raise ModelRefusedError(
+            f"{exc}; still serving {current.name} version {current.version}", field="champion"
+        ) from exc
     state.metrics.serve_model(served.name, served.version)
     return _public(served)
