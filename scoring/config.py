@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training.config import get_training_settings
+
 # the versioned policy shipped with the package (scoring/policies/)
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "v1.yaml"
 
@@ -37,10 +39,29 @@ class Settings(BaseSettings):
     preapproval_chunk_members: int = 2000  # members decided and committed together
     preapproval_lease_seconds: float = 30.0  # a stopped worker's job is taken over after this
 
+    # the ledger's signed high-water mark, outside the database (scoring/ledger/checkpoint.py)
+    ledger_checkpoint_file: Path | None = None
+    ledger_checkpoint_seconds: float = 5.0
+
     @property
     def ledger_url(self) -> str:
         """The ledger database: AGRICREDIT_DATABASE_URL, else SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The deployment's signing key (promotions, ledger rows, checkpoints)."""
+        return get_training_settings().signing_key_path
+
+    @property
+    def ledger_checkpoint_path(self) -> Path:
+        """AGRICREDIT_LEDGER_CHECKPOINT_FILE, else beside the SQLite file or the key."""
+        if self.ledger_checkpoint_file is not None:
+            return self.ledger_checkpoint_file
+        url = self.ledger_url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///") + ".checkpoint")
+        return self.signing_key_path.with_name("ledger.checkpoint")
 
 
 @lru_cache

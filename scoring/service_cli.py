@@ -88,8 +88,12 @@ def serve(
 def _ledger() -> Iterator[Ledger]:
     from scoring.config import get_settings
     from scoring.ledger.repo import Ledger
+    from training.signing import SigningKeyError
 
-    ledger = Ledger(get_settings().ledger_url)
+    try:
+        ledger = Ledger.open(get_settings(), create_key=True)
+    except SigningKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         ledger.migrate()
         yield ledger
@@ -147,9 +151,11 @@ def ledger() -> None:
 
 @ledger.command("verify")
 def verify_ledger() -> None:
-    """Walk the hash chain; exit 1 on any edited, deleted or reordered row."""
+    """Walk the hash chain, every row's MAC and the end against the signed checkpoint;
+    exit 1 on any edited, deleted, reordered, forged or re-hashed row, or a lost tail."""
     with _ledger() as book:
         report = book.verify()
+        where = book.url
     for problem in report.problems:
         click.echo(f"  {problem}", err=True)
     if not report.ok:
@@ -157,7 +163,12 @@ def verify_ledger() -> None:
             f"ledger broken: {len(report.problems)} problem(s) in {report.rows} rows", err=True
         )
         raise SystemExit(1)
-    click.echo(f"ledger intact: {report.rows} rows, head {report.head}")
+    if report.rows == 0:
+        click.echo(f"the ledger at {where} is empty: no decision has been recorded yet")
+        return
+    click.echo(
+        f"ledger intact: {report.rows} rows, every link and MAC verified, head {report.head}"
+    )
 
 
 @click.command()

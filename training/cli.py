@@ -8,7 +8,6 @@ import click
 
 from features.registry import SOURCES
 from features.runners import runner_for, scheduler_option
-from training.artifact import ModelIntegrityError
 
 
 def _sources(text: str) -> tuple[str, ...]:
@@ -98,6 +97,7 @@ def promote(version: str | None, rollback: bool) -> None:
     against the current champion on the same test data; otherwise list what failed. Either
     way the signed gate report is recorded in MLflow. With --rollback, return to the
     previous champion (its files and gate record checked, the rollback recorded)."""
+    from training.artifact import ModelIntegrityError
     from training.promotion import UngatedModelError
     from training.promotion import promote as run_promotion
     from training.promotion import rollback as run_rollback

@@ -29,7 +29,7 @@ class ServiceState:
     def build(cls, settings: Settings) -> ServiceState:
         """Load everything a worker serves from: the ledger (migrated), the champion, the
         data and the policy."""
-        ledger = Ledger(settings.ledger_url)
+        ledger = Ledger.open(settings)
         ledger.migrate()
         store = ModelStore(settings.model_ref)
         served = store.load()

@@ -4,20 +4,27 @@ idempotency records (through the group-commit writer), read them back, and hold 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from scoring.config import Settings
 from scoring.errors import IdempotencyConflictError
 from scoring.ledger.chain import ChainReport, verify_rows
-from scoring.ledger.database import make_engine, migrate
+from scoring.ledger.checkpoint import Checkpoint, CheckpointError, CheckpointFile
+from scoring.ledger.database import make_engine, migrate, now_text
 from scoring.ledger.keys import KeyStore
 from scoring.ledger.tables import decisions
 from scoring.ledger.writer import Entry, GroupCommitWriter, Statements, conflict, request_hash
+from training.signing import SigningKey
+
+log = logging.getLogger(__name__)
+VERIFY_ROWS_PER_FETCH = 1000
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,20 @@ class StoredDecision:
 
 
 class Ledger:
-    """Decisions, idempotency records and API keys in one database."""
+    """Decisions, idempotency records and API keys in one database.
 
-    def __init__(self, url: str) -> None:
+    With a signing key every row carries its MAC; with a checkpoint file too, the last row
+    is checkpointed outside the database every `checkpoint_seconds` while rows are written,
+    and on close."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: SigningKey | None = None,
+        checkpoint_path: Path | None = None,
+        checkpoint_seconds: float = 5.0,
+    ) -> None:
         lock_path = None
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
@@ -46,19 +64,85 @@ class Ledger:
         self.reader = make_engine(url, writes=False) if sqlite else self.engine
         self.keys = KeyStore(self.engine, self.reader)
         self._sql = Statements(self.engine.dialect.paramstyle)
-        self._writer = GroupCommitWriter(self.engine, self._sql, lock_path=lock_path)
+        self._writer = GroupCommitWriter(self.engine, self._sql, lock_path=lock_path, key=key)
+        self.key = key
+        self.checkpoints = (
+            CheckpointFile(checkpoint_path, key)
+            if key is not None and checkpoint_path is not None
+            else None
+        )
+        self._checkpoint_seconds = checkpoint_seconds
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self._local = threading.local()
         self._lookup_connections: list[Any] = []
         self._lookup_lock = threading.Lock()
         self._postgres = self.engine.dialect.name == "postgresql"
 
+    @classmethod
+    def open(cls, settings: Settings, *, create_key: bool = False) -> Ledger:
+        """The service's ledger: keyed with the deployment's signing key, checkpointed.
+
+        Raises:
+            SigningKeyError: no signing key (and not asked to create one).
+        """
+        key = SigningKey.read(settings.signing_key_path, create=create_key)
+        return cls(
+            settings.ledger_url,
+            key=key,
+            checkpoint_path=settings.ledger_checkpoint_path,
+            checkpoint_seconds=settings.ledger_checkpoint_seconds,
+        )
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration (Alembic)."""
         migrate(self.engine)
 
+    def checkpoint(self) -> Checkpoint | None:
+        """Write the last row's checkpoint outside the database now; None without rows
+        (or without a checkpoint file)."""
+        if self.checkpoints is None:
+            return None
+        with self.reader.connect() as conn:
+            last = conn.execute(
+                sa.select(decisions.c.seq, decisions.c.row_hash)
+                .order_by(decisions.c.seq.desc())
+                .limit(1)
+            ).first()
+        if last is None:
+            return None
+        point = Checkpoint(int(last.seq), str(last.row_hash), now_text())
+        self.checkpoints.write(point)
+        return point
+
+    def _checkpoint_periodically(self) -> None:
+        while not self._stop_checkpoints.wait(self._checkpoint_seconds):
+            try:
+                self.checkpoint()
+            except Exception:  # the database is away: the next round tries again
+                log.warning("ledger checkpoint failed; retrying", exc_info=True)
+
+    def _start_checkpoints(self) -> None:
+        if self.checkpoints is None or self._checkpointer is not None:
+            return
+        with self._lookup_lock:
+            if self._checkpointer is None:
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_periodically, daemon=True, name="ledger-checkpoint"
+                )
+                self._checkpointer.start()
+
     def close(self) -> None:
-        """Finish pending writes, stop the writer and close every pooled connection."""
+        """Finish pending writes, checkpoint, stop the writer and close every connection."""
         self._writer.close()
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._checkpointer = None
+            try:
+                self.checkpoint()
+            except Exception:
+                log.warning("could not write the ledger checkpoint at close", exc_info=True)
         with self._lookup_lock:
             for conn in self._lookup_connections:
                 conn.close()
@@ -110,12 +194,14 @@ class Ledger:
         entry = Entry.of(
             key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
         )
+        self._start_checkpoints()
         return self._writer.submit([entry], single=True)
 
     def submit_many(self, entries: list[Entry]) -> Future[Any]:
         """Several requests' rows handed over at once (one wake-up of the writer, one
         future); the future gives each entry's outcome in order: (first decision_id,
         written?) or the exception that refused it."""
+        self._start_checkpoints()
         return self._writer.submit(entries)
 
     def replay(self, *, key_id: str, idempotency_key: str, request: dict[str, Any]) -> str | None:
@@ -199,10 +285,38 @@ class Ledger:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
 
     def verify(self) -> ChainReport:
-        """Walk the whole chain in sequence order."""
+        """Walk the whole chain in sequence order, streamed (bounded memory): every link,
+        with the key every row's MAC, and the end of the ledger against its checkpoint."""
         with self.reader.connect() as conn:
-            rows = [
-                dict(r._mapping)
-                for r in conn.execute(sa.select(decisions).order_by(decisions.c.seq))
+            rows = conn.execution_options(yield_per=VERIFY_ROWS_PER_FETCH).execute(
+                sa.select(decisions).order_by(decisions.c.seq)
+            )
+            report = verify_rows((r._mapping for r in rows), self.key)
+            problems = list(report.problems)
+            if self.checkpoints is not None:
+                problems += self._against_checkpoint(conn, report)
+        return replace(report, problems=problems)
+
+    def _against_checkpoint(self, conn: sa.Connection, report: ChainReport) -> list[str]:
+        assert self.checkpoints is not None
+        try:
+            point = self.checkpoints.read()
+        except CheckpointError as exc:
+            return [str(exc)]
+        if point is None:
+            return []
+        at = conn.execute(
+            sa.select(decisions.c.row_hash).where(decisions.c.seq == point.seq)
+        ).scalar_one_or_none()
+        if at is None:
+            return [
+                f"the checkpoint of {point.at} records row seq {point.seq}, but the ledger "
+                f"ends at seq {report.last_seq} ({report.rows} rows): rows were deleted "
+                f"from its end ({self.checkpoints.path})"
             ]
-        return verify_rows(rows)
+        if at != point.row_hash:
+            return [
+                f"row seq {point.seq} has hash {at}, the checkpoint of {point.at} recorded "
+                f"{point.row_hash}: the ledger was rewritten up to there"
+            ]
+        return []

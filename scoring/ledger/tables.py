@@ -17,6 +17,9 @@ decisions = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # canonical JSON of the whole record
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("row_hash", sa.String(64), nullable=False),
+    # HMAC of row_hash with the signing key (kept outside the database): only the service
+    # can append a row that verifies, or re-hash the chain after an edit
+    sa.Column("row_mac", sa.String(64), nullable=True),
 )
 
 idempotency = sa.Table(

@@ -23,6 +23,7 @@ from scoring.errors import IdempotencyConflictError
 from scoring.ledger.chain import GENESIS, canonical, link_hash
 from scoring.ledger.database import now_text
 from scoring.ledger.tables import decisions, idempotency
+from training.signing import SigningKey
 
 log = logging.getLogger(__name__)
 _PG_LOCK = 7_246_001  # advisory lock id serialising appends to the chain
@@ -97,7 +98,7 @@ class Statements:
     may wait out the event loop's turn (under load a commit waited about 1 ms in all).
     """
 
-    ROWS_PER_STATEMENT = 256  # at most 7 columns each: far under any driver's limit
+    ROWS_PER_STATEMENT = 256  # at most 8 columns each: far under any driver's limit
 
     def __init__(self, paramstyle: str) -> None:
         self.mark = "%s" if paramstyle in ("format", "pyformat") else "?"
@@ -159,15 +160,17 @@ class _Chain:
     """Rows appended in one transaction, each linked to the one before it; all of them
     carry the transaction's time (one clock reading per commit, not per row)."""
 
-    def __init__(self, head: str) -> None:
+    def __init__(self, head: str, key: SigningKey | None) -> None:
         self.head = head
+        self.key = key
         self.created = now_text()
         self.rows: list[tuple[Any, ...]] = []  # in ROW_COLUMNS order
 
     def append(self, *, key_id: str, kind: str, text: str, decision_id: str) -> None:
         created = self.created
         row_hash = link_hash(self.head, decision_id, key_id, kind, created, text)
-        self.rows.append((decision_id, key_id, kind, created, text, self.head, row_hash))
+        mac = self.key.sign_bytes(row_hash.encode()) if self.key is not None else None
+        self.rows.append((decision_id, key_id, kind, created, text, self.head, row_hash, mac))
         self.head = row_hash
 
 
@@ -175,9 +178,15 @@ class GroupCommitWriter:
     """The thread that commits every submission, batching what waits together."""
 
     def __init__(
-        self, engine: sa.Engine, statements: Statements, *, lock_path: Path | None
+        self,
+        engine: sa.Engine,
+        statements: Statements,
+        *,
+        lock_path: Path | None,
+        key: SigningKey | None = None,
     ) -> None:
         self.engine = engine
+        self._key = key
         self._sql = statements
         self._postgres = engine.dialect.name == "postgresql"
         # workers in other processes queue on this lock and wake the moment it is free;
@@ -294,7 +303,7 @@ class GroupCommitWriter:
         )
         cursor.execute(sql.head)
         head = cursor.fetchone()
-        chain = _Chain(head[0] if head else GENESIS)
+        chain = _Chain(head[0] if head else GENESIS, self._key)
         claims: list[tuple[Any, ...]] = []
         outcomes = [self._apply(job, known, chain, claims) for job in batch]
         sql.insert_rows(cursor, "decisions", ROW_COLUMNS, chain.rows)
