@@ -5,11 +5,13 @@ with progress. The features themselves are assembled in features/assembly.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -41,6 +43,45 @@ SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
     "manifest.json",
     "report.png",
 )
+
+
+class FeatureStoreIntegrityError(RuntimeError):
+    """A feature store file differs from the hash its manifest recorded."""
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_feature_store(features_dir: Path) -> dict[str, Any]:
+    """The manifest of a feature store whose files all hash as it recorded.
+
+    Raises:
+        FeatureStoreIntegrityError: naming the file that is missing or differs.
+    """
+    manifest_path = features_dir / MANIFEST_FILE
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    recorded = manifest.get("sha256")
+    if not recorded:
+        raise FeatureStoreIntegrityError(
+            f"{manifest_path} records no file hashes (built by an older version): rebuild "
+            "with `agricredit features build`"
+        )
+    for name, expected in recorded.items():
+        path = features_dir / name
+        if not path.exists():
+            raise FeatureStoreIntegrityError(f"{path} is missing; rebuild the feature store")
+        if file_sha256(path) != expected:
+            raise FeatureStoreIntegrityError(
+                f"{path} has changed since `features build` wrote it (SHA-256 differs from "
+                f"{manifest_path}): rebuild the feature store; nothing is served from it"
+            )
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -183,6 +224,11 @@ def write_feature_store(
                 "series": len(inputs.series),
                 "training": len(training),
                 "snapshot": len(snapshot),
+            },
+            # what the service checks before it serves from these files
+            "sha256": {
+                name: file_sha256(staging / name)
+                for name in (SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE)
             },
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))

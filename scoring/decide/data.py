@@ -17,6 +17,7 @@ from features.feature_store import (
     MANIFEST_FILE,
     SERIES_FILE,
     SNAPSHOT_FILE,
+    check_feature_store,
     inputs_from_tables,
     latest_event,
     validated_tables,
@@ -83,7 +84,7 @@ def _snapshot(data_dir: Path) -> Snapshot | None:
     manifest = data_dir / "features" / MANIFEST_FILE
     if not manifest.exists():
         return None
-    as_of = pd.Timestamp(json.loads(manifest.read_text())["as_of"])
+    as_of = pd.Timestamp(json.loads(manifest.read_text())["as_of"])  # checked by load
     return Snapshot.of(pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE), as_of)
 
 
@@ -152,9 +153,12 @@ class FeatureSource:
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
+            FeatureStoreIntegrityError: a feature store file changed after it was built.
         """
         data_dir = Path(data_dir)
         t = validated_tables(data_dir)
+        if (data_dir / "features" / MANIFEST_FILE).exists():
+            check_feature_store(data_dir / "features")  # before any of its files is read
         built = data_dir / "features" / SERIES_FILE
         series = pd.read_parquet(built) if built.exists() else None
         inputs = inputs_from_tables(data_dir, t, series=series)

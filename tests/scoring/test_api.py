@@ -15,6 +15,7 @@ from tests.factories import (
     applications,
     bearer,
     coop_contracts,
+    copy_world,
     decide_request,
     write_stub_bundle,
 )
@@ -649,3 +650,18 @@ def test_reloading_an_alias_moved_to_an_ungated_version_is_refused_and_keeps_ser
     assert "no gate record" in answer.json()["detail"]
     assert f"still serving {MODEL_NAME} version {before['version']}" in answer.json()["detail"]
     assert client.get("/v1/models/champion", headers=scientist).json() == before
+
+
+def test_a_changed_feature_snapshot_is_refused_at_start_naming_the_file(served, tmp_path):
+    from features.feature_store import FeatureStoreIntegrityError
+    from scoring.decide.data import FeatureSource
+
+    world = copy_world(served.world, tmp_path / "world")
+    snapshot = world / "features" / "snapshot.parquet"
+    frame = pd.read_parquet(snapshot)
+    frame.loc[0, "orders_count_365d"] = 500.0  # one farmer made to look busier
+    snapshot.unlink()  # a hard link to the shared world's file: write a new one
+    frame.to_parquet(snapshot, index=False)
+
+    with pytest.raises(FeatureStoreIntegrityError, match=r"snapshot\.parquet has changed"):
+        FeatureSource.load(world)
