@@ -31,6 +31,28 @@ class IdempotencyConflictError(ServiceError):
     code = "idempotency_key_reused"
 
 
+class BadIdempotencyKeyError(ServiceError):
+    """An Idempotency-Key header that cannot protect a retry (empty, or only blanks)."""
+
+    status = 400
+    code = "idempotency_key_invalid"
+
+
+def checked_idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key as sent, refusing an empty one (it would be one shared key).
+
+    Raises:
+        BadIdempotencyKeyError: the header is present but empty or blank.
+    """
+    if value is not None and not value.strip():
+        raise BadIdempotencyKeyError(
+            "the Idempotency-Key header is empty: send a unique key per application "
+            "(e.g. a UUID), or no header at all",
+            field="Idempotency-Key",
+        )
+    return value
+
+
 class JobNotFinishedError(ServiceError):
     status = 409
     code = "job_not_finished"

@@ -2,19 +2,44 @@
 
 `secrets` and `uuid.uuid4` read the kernel's random source on every call; on the event
 loop that system call also hands the GIL to the ledger writer thread, and taking it back
-can wait out the writer's turn (12 us per request under load, measured with py-spy). These
-ids need to be unique, not secret: every read of a decision is checked against the key
-that made it. So each process draws them from its own generator, seeded once from the
-kernel's random source (workers are spawned, never forked, so no two share a seed).
+can wait out the writer's turn (12 us per request under load, measured with py-spy). The
+ids must not be guessable either: a generator like `random.Random` gives its state away
+in a few hundred of the request ids it answers with, and every later decision id with it.
+So each process reads the kernel's random source 64 KiB at a time and hands the bytes out
+(one system call per thousands of ids; workers are spawned, never forked, so no two share
+a pool).
 """
 
 from __future__ import annotations
 
-import random
+import os
+import threading
 import time
 import uuid
 
-_draw = random.Random()  # seeded from os.urandom
+POOL_BYTES = 64 * 1024
+
+
+class _RandomPool:
+    """Bytes from os.urandom, read in large blocks and never handed out twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def getrandbits(self, bits: int) -> int:
+        """`bits` (a multiple of 8) unpredictable bits as an integer."""
+        n = bits // 8
+        with self._lock:
+            if self._at + n > len(self._pool):
+                self._pool, self._at = os.urandom(POOL_BYTES), 0
+            chunk = self._pool[self._at : self._at + n]
+            self._at += n
+        return int.from_bytes(chunk, "big")
+
+
+_draw = _RandomPool()
 
 
 def request_id(sent: bytes | None = None) -> str:

@@ -83,7 +83,9 @@ class ScoreFastPath:
         if headers.get(b"content-type", b"").split(b";")[0].strip() != _JSON:
             return None
         idempotency_key = headers.get(b"idempotency-key")
-        if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        if idempotency_key is not None and (
+            len(idempotency_key) > MAX_IDEMPOTENCY_KEY or not idempotency_key.strip()
+        ):
             return None
         try:
             request = ScoreRequest.model_validate(orjson.loads(body))

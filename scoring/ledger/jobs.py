@@ -79,13 +79,18 @@ class JobStore:
     ) -> tuple[Job, bool]:
         """Store a new job, or return the one this key already made for this request.
 
-        `run_now`: the caller runs it at once (status running, leased to the caller).
+        `run_now`: the caller runs it at once (status running, leased to the caller). The
+        request's `as_of` is stored but not compared: a retry that arrives later (on the
+        wall clock) is still the same request, answered by the first job.
 
         Raises:
             IdempotencyConflictError: the key made a job for another request before.
         """
         text = canonical(request)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        # a retry is the same request whatever time it arrives: the as-of time the job was
+        # given is the first attempt's, not part of what the client asked for
+        asked = {k: v for k, v in request.items() if k != "as_of"}
+        digest = hashlib.sha256(canonical(asked).encode()).hexdigest()
         if idempotency_key is not None:
             existing = self._by_key(key_id, idempotency_key)
             if existing is not None:

@@ -665,3 +665,36 @@ def test_a_changed_feature_snapshot_is_refused_at_start_naming_the_file(served, 
 
     with pytest.raises(FeatureStoreIntegrityError, match=r"snapshot\.parquet has changed"):
         FeatureSource.load(world)
+
+
+@pytest.mark.parametrize("sent", ["", "   "])
+def test_an_empty_idempotency_key_is_a_400_problem_and_writes_nothing(client, state, body,
+                                                                       source, sent):  # fmt: skip
+    headers = bearer(state) | {"Idempotency-Key": sent}
+    coop_id, contract_id = coop_contracts(source)[0]
+
+    scored = client.post("/v1/score", json=body, headers=headers)
+    coop = client.post(f"/v1/coops/{coop_id}/preapprovals", json={"contract_id": contract_id},
+                       headers=headers)  # fmt: skip
+
+    for answer in (scored, coop):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["code"] == "idempotency_key_invalid"
+        assert answer.json()["field"] == "Idempotency-Key"
+    assert state.ledger.count() == 0
+
+
+def test_a_preapproval_retried_later_on_the_wall_clock_is_the_same_request(state, source):
+    from scoring.api.app import create_app
+
+    state.settings = state.settings.model_copy(update={"clock": "now"})
+    headers = bearer(state) | {"Idempotency-Key": "coop-now"}
+    coop_id, contract_id = coop_contracts(source)[0]
+    with ValidatingClient(create_app(state.settings, state=state)) as client:
+        first = client.post(f"/v1/coops/{coop_id}/preapprovals",
+                            json={"contract_id": contract_id}, headers=headers)  # fmt: skip
+        again = client.post(f"/v1/coops/{coop_id}/preapprovals",
+                            json={"contract_id": contract_id}, headers=headers)  # fmt: skip
+
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["job_id"] == first.json()["job_id"]

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from scoring.api.deps import CoopOrLenderDep, StateDep
 from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, PreapprovalJob, PreapprovalRequest, Problem
-from scoring.errors import JobNotFinishedError, NotFoundError
+from scoring.errors import JobNotFinishedError, NotFoundError, checked_idempotency_key
 from scoring.ledger.jobs import Job
 from scoring.ledger.keys import ApiKey
 from scoring.preapproval.members import results_csv
@@ -21,7 +21,7 @@ from scoring.preapproval.plan import MemberRequest, resolve_members
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": Problem} for s in (401, 403, 404, 409, 413, 422)
+    s: {"model": Problem} for s in (400, 401, 403, 404, 409, 413, 422)
 }
 
 
@@ -89,7 +89,7 @@ async def create_preapproval(
     job, created = await run_in_threadpool(
         runner.store.create,
         key_id=key.key_id,
-        idempotency_key=idempotency_key,
+        idempotency_key=checked_idempotency_key(idempotency_key),
         coop_id=coop_id,
         contract_id=body.contract_id,
         request={

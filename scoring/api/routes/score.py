@@ -19,12 +19,14 @@ from scoring.api.schemas import (
 )
 from scoring.decide.notice import adverse_action_notice
 from scoring.decide.state import ServiceState
-from scoring.errors import NoNoticeError, NotFoundError
+from scoring.errors import NoNoticeError, NotFoundError, checked_idempotency_key
 from scoring.ledger.keys import ApiKey
 from scoring.ledger.repo import StoredDecision
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": Problem} for s in (401, 403, 404, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": Problem} for s in (400, 401, 403, 404, 413, 422)
+}
 
 
 @router.post("/score", response_model=ScoreResponse, responses=ERRORS)
@@ -39,7 +41,10 @@ async def create_score(
     # Runs on the event loop: applications arriving together are decided in one batch
     # (scoring/decide/batcher.py) and each awaits the ledger's group commit, holding no thread.
     decided = await decisions.decide(
-        body.to_application(), request=body.model_dump(), key=key, idempotency_key=idempotency_key
+        body.to_application(),
+        request=body.model_dump(),
+        key=key,
+        idempotency_key=checked_idempotency_key(idempotency_key),
     )
     return JSONResponse(decided)
 
