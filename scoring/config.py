@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     preapproval_chunk_members: int = 2000  # members decided and committed together
     preapproval_lease_seconds: float = 30.0  # a stopped worker's job is taken over after this
 
+    # a client's deadlines for its request's headers, then its body (scoring/http_protocol.py)
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 60.0
     # the ledger's signed high-water mark, outside the database (scoring/ledger/checkpoint.py)
     ledger_checkpoint_file: Path | None = None
     ledger_checkpoint_seconds: float = 5.0

@@ -67,6 +67,7 @@ def serve(
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
+    from scoring.http_protocol import ProblemHttpProtocol
     from scoring.workers import SERVED_APP, run_reuse_port_workers, run_workers
 
     if data_dir is not None:
@@ -81,17 +82,18 @@ def serve(
         port=port,
         log_level="info",
         access_log=access_log,
+        http=ProblemHttpProtocol,
     )
 
 
 @contextmanager
-def _ledger() -> Iterator[Ledger]:
+def _ledger(*, create_key: bool = True) -> Iterator[Ledger]:
     from scoring.config import get_settings
     from scoring.ledger.repo import Ledger
     from training.signing import SigningKeyError
 
     try:
-        ledger = Ledger.open(get_settings(), create_key=True)
+        ledger = Ledger.open(get_settings(), create_key=create_key)
     except SigningKeyError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -153,7 +155,7 @@ def ledger() -> None:
 def verify_ledger() -> None:
     """Walk the hash chain, every row's MAC and the end against the signed checkpoint;
     exit 1 on any edited, deleted, reordered, forged or re-hashed row, or a lost tail."""
-    with _ledger() as book:
+    with _ledger(create_key=False) as book:  # verifying with a new key would prove nothing
         report = book.verify()
         where = book.url
     for problem in report.problems:

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 import uvicorn
 from prometheus_client import multiprocess
 
+from scoring.http_protocol import ProblemHttpProtocol
 from scoring.metrics import MULTIPROCESS_DIR
 from scoring.runtime import pin_to_cpu, worker_cpus
 
@@ -101,7 +102,13 @@ class HandedServer(uvicorn.Server):
 
 def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
     pin_to_cpu(cpu)  # before any thread starts
-    config = uvicorn.Config(SERVED_APP, factory=True, log_level="info", access_log=access_log)
+    config = uvicorn.Config(
+        SERVED_APP,
+        factory=True,
+        log_level="info",
+        access_log=access_log,
+        http=ProblemHttpProtocol,
+    )
     HandedServer(config, channel).run()
 
 
@@ -199,7 +206,13 @@ class _Supervisor:
 def _reuse_port_worker(host: str, port: int, access_log: bool, cpu: int | None) -> None:
     pin_to_cpu(cpu)  # before any thread starts
     sock = reuse_port_listener(host, port)
-    config = uvicorn.Config(SERVED_APP, factory=True, log_level="info", access_log=access_log)
+    config = uvicorn.Config(
+        SERVED_APP,
+        factory=True,
+        log_level="info",
+        access_log=access_log,
+        http=ProblemHttpProtocol,
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

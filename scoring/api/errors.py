@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from scoring.errors import ServiceError
 
@@ -47,6 +48,25 @@ def _answer(
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    # the request's own spelling of a field: inputs[0].supplier_id
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_FRAMEWORK = {
+    400: ("malformed_body", "the body is not a JSON document this service can read: send "
+          "UTF-8 JSON, numbers of at most 4300 digits, nested at most a few hundred deep"),
+    404: ("not_found", "no such route; /docs lists every route"),
+    405: ("method_not_allowed", "this route does not take that method; the Allow header "
+          "names those it takes"),
+}  # fmt: skip
+
+
 def add_problem_handlers(app: FastAPI) -> None:
     """Answer domain errors, invalid bodies and unexpected failures with problem bodies."""
 
@@ -64,12 +84,17 @@ def add_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-            for e in exc.errors()[:10]
-        )
+        where = _field(first.get("loc", ()))
+        detail = "; ".join(f"{_field(e.get('loc', ())) or 'body'}: {e.get('msg')}"
+                           for e in exc.errors()[:10])  # fmt: skip
         return _answer(422, "Invalid request", detail, "invalid_request", request, where or None)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # the framework's own answers: unknown path, wrong method, a body it cannot parse
+        code, detail = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail)))
+        body = problem(exc.status_code, str(exc.detail), detail, code, request.state.request_id)
+        return JSONResponse(body, exc.status_code, headers=exc.headers, media_type=PROBLEM)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _exc: Exception) -> JSONResponse:

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoring import ids
+from scoring.api.deps import caller_key
 from scoring.api.errors import PROBLEM, problem
+from scoring.errors import ServiceError
+from scoring.ledger.keys import Role
+
+BATCH_ROLES: tuple[Role, ...] = ("lender", "coop")  # who may pre-approve (routes/coops.py)
 
 
 @dataclass
@@ -71,6 +77,12 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         batch = scope.get("path", "").startswith(self.batch_prefix)
         limit = self.batch_limit if batch else self.default
+        if batch and limit > self.default:
+            # who may send a large body is known before any of it is read: an unknown
+            # sender's 16 MiB is refused unread, not parsed
+            refused = await _unauthorised(scope)
+            if refused is not None:
+                return await _send_problem(send, refused)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:  # the HTTP parser holds the client to what it declared
             if length.isdigit() and int(length) > limit:
@@ -86,23 +98,42 @@ class BodyLimit:
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
-        body = orjson.dumps(
-            problem(
-                413,
-                "Request body too large",
-                f"send at most {limit} bytes",
-                "body_too_large",
-                request_id,
-            )
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", PROBLEM.encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        body = problem(
+            413, "Request body too large", f"send at most {limit} bytes", "body_too_large",
+            request_id,
+        )  # fmt: skip
+        await _send_problem(send, body)
+
+
+async def _unauthorised(scope: Scope) -> dict[str, Any] | None:
+    """The problem answer for a request without a key of the batch routes' roles, or None."""
+    service = getattr(scope["app"].state, "service", None) if "app" in scope else None
+    if service is None:
+        return None  # not started yet: the route answers 503
+    header = dict(scope.get("headers") or []).get(b"authorization")
+    try:
+        await caller_key(service.ledger.keys, header.decode("latin-1") if header else None,
+                         allowed=BATCH_ROLES)  # fmt: skip
+    except ServiceError as exc:
+        request_id = scope.get("state", {}).get("request_id", "")
+        title = exc.code.replace("_", " ").capitalize()
+        return problem(exc.status, title, exc.message, exc.code, request_id, exc.field)
+    return None
+
+
+async def _send_problem(send: Send, body: dict[str, Any]) -> None:
+    text = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(text)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text})
 
 
 class Observe:

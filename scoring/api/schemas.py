@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from scoring import ids
 from scoring.decide.engine import Application, InputLine
@@ -21,7 +21,7 @@ class InputLinePublic(BaseModel):
 
     supplier_id: str = Id
     item: str = Field(min_length=1, max_length=200)
-    amount_minor: int = Field(gt=0, le=MAX_AMOUNT)
+    amount_minor: StrictInt = Field(gt=0, le=MAX_AMOUNT, description="minor currency units")
 
 
 class ScoreRequest(BaseModel):
@@ -52,7 +52,9 @@ class ScoreRequest(BaseModel):
     application_id: str | None = Field(default=None, min_length=1, max_length=100)
     farmer_id: str = Id
     contract_id: str = Id
-    requested_minor: int = Field(gt=0, le=MAX_AMOUNT)
+    requested_minor: StrictInt = Field(
+        gt=0, le=MAX_AMOUNT, description="amount asked for, minor currency units"
+    )
     inputs: list[InputLinePublic] = Field(min_length=1, max_length=50)
 
     def to_application(self) -> Application:
@@ -167,7 +169,7 @@ class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     farmer_id: str = Id
-    budget_minor: int | None = Field(
+    budget_minor: StrictInt | None = Field(
         default=None, gt=0, le=MAX_AMOUNT, description="input budget; default the policy's cap"
     )
     share: float | None = Field(

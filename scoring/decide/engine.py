@@ -119,7 +119,7 @@ def check_application(app: Application, source: FeatureSource) -> None:
         )
     total = 0
     for i, line in enumerate(app.lines):
-        where = f"lines[{i}]"
+        where = f"inputs[{i}]"  # the request's own name for its lines
         if line.supplier_id not in source.approved_suppliers:
             raise InvalidApplicationError(
                 f"{where}: supplier {line.supplier_id!r} is not known", field=f"{where}.supplier_id"
@@ -136,8 +136,8 @@ def check_application(app: Application, source: FeatureSource) -> None:
         total += line.amount_minor
     if app.lines and total != app.requested_minor:
         raise InvalidApplicationError(
-            f"the lines add up to {total} but requested_minor is {app.requested_minor}",
-            field="lines",
+            f"the inputs add up to {total} but requested_minor is {app.requested_minor}",
+            field="inputs",
         )
 
 

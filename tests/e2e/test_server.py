@@ -184,11 +184,15 @@ def test_ledger_verify_command_checks_what_the_server_wrote(server, source, serv
             )
     from scoring.cli import main
     from scoring.config import get_settings
+    from training.config import get_training_settings
 
     monkeypatch.setenv("AGRICREDIT_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("AGRICREDIT_SIGNING_KEY_FILE", str(served.training.signing_key_path))
     get_settings.cache_clear()
+    get_training_settings.cache_clear()
     result = CliRunner().invoke(main, ["ledger", "verify"])
     get_settings.cache_clear()
+    get_training_settings.cache_clear()
 
     assert result.exit_code == 0 and "ledger intact: 3 rows" in result.output
 

@@ -115,12 +115,18 @@ def _bad(body: dict, **changes) -> dict:
         (
             lambda b: _bad(b, inputs=[b["inputs"][0] | {"supplier_id": "S-NONE"}]),
             422,
-            "lines[0].supplier_id",
+            "inputs[0].supplier_id",
         ),
         (lambda b: _bad(b, inputs=[]), 422, "inputs"),
         (lambda b: _bad(b, surprise=1), 422, "surprise"),
         (lambda b: {k: v for k, v in b.items() if k != "farmer_id"}, 422, "farmer_id"),
         (lambda b: _bad(b, farmer_id="F0' OR 1=1 --"), 422, "farmer_id"),
+        (lambda b: _bad(b, requested_minor="800000"), 422, "requested_minor"),
+        (
+            lambda b: _bad(b, inputs=[b["inputs"][0] | {"amount_minor": "800000"}]),
+            422,
+            "inputs[0].amount_minor",
+        ),
     ],
     ids=[
         "unknown_farmer",
@@ -132,6 +138,8 @@ def _bad(body: dict, **changes) -> dict:
         "unknown_field",
         "missing_field",
         "injection",
+        "string_amount",
+        "string_line_amount",
     ],
 )
 def test_bad_input_gets_a_4xx_problem_naming_the_field_and_writes_nothing(
@@ -542,7 +550,7 @@ def test_a_retry_is_answered_as_first_decided_after_its_application_stopped_chec
     other = client.post("/v1/score", json=body, headers=bearer(state) | {"Idempotency-Key": "x"})
 
     assert again.status_code == 200 and again.json() == first
-    assert other.status_code == 422 and other.json()["field"] == "lines[0].supplier_id"
+    assert other.status_code == 422 and other.json()["field"] == "inputs[0].supplier_id"
     assert state.ledger.count() == 1
 
 

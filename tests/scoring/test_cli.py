@@ -69,3 +69,17 @@ def test_load_writes_nothing_when_invalid_and_installs_when_valid(tiny_world, tm
     loaded = CliRunner().invoke(main, ["data", "load", str(tiny_world), "--data", str(store)])
     assert loaded.exit_code == 0, loaded.output
     assert (store / "loans.parquet").exists() and (store / "fields.geojson").exists()
+
+
+def test_the_command_line_and_the_workers_import_no_data_library_before_they_start():
+    # a spawned worker imports these before it pins its CPU: a library that starts threads
+    # on import (pyarrow's allocator does) would leave them on every CPU
+    import subprocess
+    import sys
+
+    code = ("import sys, threading, scoring.cli, scoring.workers, scoring.http_protocol; "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'lightgbm', 'mlflow', 'numpy') "
+            "if m in sys.modules), threading.active_count())")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert out.stdout.split() == ["[]", "1"]

@@ -115,6 +115,7 @@ def test_ledger_verify_names_an_empty_ledger_and_a_broken_one(tmp_path, monkeypa
     monkeypatch.setenv("AGRICREDIT_SIGNING_KEY_FILE", str(tmp_path / "signing.key"))
     get_settings.cache_clear()
     get_training_settings.cache_clear()
+    SigningKey.read(tmp_path / "signing.key", create=True)  # as the first promotion makes it
     try:
         empty = CliRunner().invoke(main, ["ledger", "verify"])
         book = Ledger.open(get_settings())
@@ -134,3 +135,22 @@ def test_ledger_verify_names_an_empty_ledger_and_a_broken_one(tmp_path, monkeypa
     assert empty.exit_code == 0 and "is empty: no decision has been recorded yet" in empty.output
     assert ok.exit_code == 0 and "ledger intact: 3 rows" in ok.output
     assert broken.exit_code == 1 and "rows were deleted from its end" in broken.output
+
+
+def test_ledger_verify_without_the_signing_key_says_so_and_makes_none(tmp_path, monkeypatch):
+    from scoring.cli import main
+    from scoring.config import get_settings
+    from training.config import get_training_settings
+
+    monkeypatch.setenv("AGRICREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'l.db'}")
+    monkeypatch.setenv("AGRICREDIT_SIGNING_KEY_FILE", str(tmp_path / "absent.key"))
+    get_settings.cache_clear()
+    get_training_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["ledger", "verify"])
+    finally:
+        get_settings.cache_clear()
+        get_training_settings.cache_clear()
+
+    assert result.exit_code == 1 and "no signing key at" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "absent.key").exists()
