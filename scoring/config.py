@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -58,13 +59,15 @@ class Settings(BaseSettings):
 
     @property
     def ledger_checkpoint_path(self) -> Path:
-        """AGRICREDIT_LEDGER_CHECKPOINT_FILE, else beside the SQLite file or the key."""
+        """AGRICREDIT_LEDGER_CHECKPOINT_FILE, else beside the SQLite file, or beside the key
+        named after the database's URL (one file per ledger)."""
         if self.ledger_checkpoint_file is not None:
             return self.ledger_checkpoint_file
         url = self.ledger_url
         if url.startswith("sqlite:///"):
             return Path(url.removeprefix("sqlite:///") + ".checkpoint")
-        return self.signing_key_path.with_name("ledger.checkpoint")
+        which = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return self.signing_key_path.with_name(f"ledger-{which}.checkpoint")
 
 
 @lru_cache

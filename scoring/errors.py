@@ -82,6 +82,13 @@ class ForbiddenError(ServiceError):
     code = "forbidden"
 
 
+class LedgerUnavailableError(ServiceError):
+    """The ledger cannot record or read just now: nothing was decided or written."""
+
+    status = 503
+    code = "ledger_unavailable"
+
+
 class NotReadyError(ServiceError):
     status = 503
     code = "not_ready"

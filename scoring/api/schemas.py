@@ -145,10 +145,12 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether the worker can take traffic (503 when either is false)."""
+    """Whether the worker can take traffic (503 when any is false)."""
 
     model_loaded: bool
     ledger_reachable: bool
+    ledger_writable: bool = Field(description="the last commit succeeded, or a probe since")
+    detail: str | None = Field(default=None, description="why the ledger cannot commit")
 
 
 class Problem(BaseModel):

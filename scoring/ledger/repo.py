@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scoring.config import Settings
-from scoring.errors import IdempotencyConflictError
+from scoring.errors import IdempotencyConflictError, LedgerUnavailableError
 from scoring.ledger.chain import ChainReport, verify_rows
 from scoring.ledger.checkpoint import Checkpoint, CheckpointError, CheckpointFile
 from scoring.ledger.database import make_engine, migrate, now_text
@@ -150,6 +150,40 @@ class Ledger:
         self.engine.dispose()
         self.reader.dispose()
 
+    def writable(self) -> str | None:
+        """None when the ledger can commit, else why not. After a failed commit a probe
+        transaction (the write lock taken, nothing written) must succeed before it is
+        writable again: a full disk, a held lock or a lost database keeps it unwritable."""
+        if self._writer.failing is None:
+            return None
+        try:
+            conn = self.engine.raw_connection()  # as the writer commits: its own DBAPI SQL
+            try:
+                cursor = conn.cursor()
+                if self._postgres:
+                    cursor.execute(self._sql.pg_lock, (0,))
+                else:
+                    cursor.execute("BEGIN IMMEDIATE")  # takes the write lock
+                m = self._sql.mark
+                cursor.execute(  # what a commit writes, rolled back
+                    "INSERT INTO idempotency (key_id, idempotency_key, request_hash, "
+                    f"decision_id, created_at) VALUES ({m}, {m}, {m}, {m}, {m})",
+                    ("-probe-", "-probe-", "-", "-probe-", now_text()),
+                )
+                cursor.execute(
+                    "INSERT INTO decisions (decision_id, key_id, kind, created_at, body, "
+                    f"prev_hash, row_hash) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})",
+                    ("-probe-", "-", "probe", now_text(), "{}", "-", "-"),
+                )
+                cursor.close()
+            finally:
+                conn.rollback()
+                conn.close()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._writer.failing = None
+        return None
+
     def ping(self) -> bool:
         """True when the database answers."""
         try:
@@ -227,14 +261,7 @@ class Ledger:
         thread keeps, not a pooled SQLAlchemy statement.
         """
         pairs = sorted({(key_id, ident) for key_id, ident, _ in requests})
-        conn = self._lookup_connection()
-        cursor = conn.cursor()
-        try:
-            found = self._sql.claims(cursor, pairs)
-        finally:
-            cursor.close()
-        if not self._postgres:
-            conn.rollback()  # end the read so the next one sees newer commits
+        found = self._claims(pairs)
         out: list[str | IdempotencyConflictError | None] = []
         for key_id, ident, request in requests:
             seen = found.get((key_id, ident))
@@ -243,6 +270,39 @@ class Ledger:
             else:
                 out.append(seen[1] if seen[0] == request_hash(request) else conflict())
         return out
+
+    def _claims(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+        # a connection the database dropped (a restart, pg_terminate_backend) is replaced
+        # and the look-up asked once more; a second failure is the ledger being away
+        for attempt in (1, 2):
+            conn = self._lookup_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    found = self._sql.claims(cursor, pairs)
+                finally:
+                    cursor.close()
+                if not self._postgres:
+                    conn.rollback()  # end the read so the next one sees newer commits
+                return found
+            except Exception as exc:
+                self._drop_lookup_connection(conn)
+                if attempt == 2:
+                    raise LedgerUnavailableError(
+                        f"the ledger cannot be read: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}; retry shortly"
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _drop_lookup_connection(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._lookup_lock:
+            if conn in self._lookup_connections:
+                self._lookup_connections.remove(conn)
+        try:
+            conn.invalidate()
+        except Exception:  # already gone
+            log.debug("the dropped look-up connection could not be invalidated")
 
     def _lookup_connection(self) -> Any:  # a DBAPI connection this thread keeps
         conn: Any = getattr(self._local, "conn", None)

@@ -5,6 +5,7 @@ advisory lock (PostgreSQL) keeps the chain one line."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -19,7 +20,7 @@ from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
-from scoring.errors import IdempotencyConflictError
+from scoring.errors import IdempotencyConflictError, LedgerUnavailableError
 from scoring.ledger.chain import GENESIS, canonical, link_hash
 from scoring.ledger.database import now_text
 from scoring.ledger.tables import decisions, idempotency
@@ -174,6 +175,13 @@ class _Chain:
         self.head = row_hash
 
 
+def _dropped(conn: Any) -> bool:
+    """Whether the database dropped this connection (worth one retry on a new one); a
+    lock timeout or a full disk is not."""
+    driver = getattr(conn, "driver_connection", None)
+    return bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
+
+
 class GroupCommitWriter:
     """The thread that commits every submission, batching what waits together."""
 
@@ -196,6 +204,7 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self.failing: str | None = None  # why the last commit failed, until one succeeds
 
     def submit(self, entries: list[Entry], *, single: bool = False) -> Future[Any]:
         """Hand entries over; the future resolves once their transaction has committed."""
@@ -274,22 +283,48 @@ class GroupCommitWriter:
         return taken
 
     def _commit(self, batch: list[Entry]) -> list[Recorded]:
-        """Each job's outcome; all of them fail alike when the transaction does."""
-        try:
-            conn = self._connection()
-            cursor = conn.cursor()
+        """Each job's outcome; all of them fail alike when the transaction does.
+
+        A transaction that failed before its COMMIT was sent wrote nothing, so it is tried
+        once more on a new connection (the database dropped the old one: a restart,
+        pg_terminate_backend). One that failed during COMMIT may have committed, so it is
+        not repeated: its requests are told the ledger is unavailable, and a retry with
+        the same Idempotency-Key finds what was written."""
+        for attempt in (1, 2):
+            committing = False
+            conn = None
             try:
-                outcomes = self._write(cursor, batch)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
-        except Exception as exc:  # the transaction failed: nobody's rows were written
-            self._drop_connection()
-            return [exc] * len(batch)
-        return outcomes
+                conn = self._connection()
+                cursor = conn.cursor()
+                try:
+                    outcomes = self._write(cursor, batch)
+                    committing = True
+                    conn.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.rollback()
+                    raise
+                finally:
+                    with contextlib.suppress(Exception):
+                        cursor.close()
+                self.failing = None
+                return outcomes
+            except Exception as exc:  # the transaction failed: nobody's rows were written
+                dropped = conn is not None and _dropped(conn)
+                self._drop_connection()
+                if attempt == 1 and not committing and dropped:
+                    log.warning("ledger commit failed (%s); retrying on a new connection", exc)
+                    continue
+                self.failing = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                )
+                failure = LedgerUnavailableError(
+                    f"the ledger could not confirm the record ({type(exc).__name__}): "
+                    "retry with the same Idempotency-Key, which answers what was recorded"
+                )
+                failure.__cause__ = exc
+                return [failure] * len(batch)
+        raise AssertionError("unreachable")
 
     def _write(self, cursor: Any, batch: list[Entry]) -> list[Recorded]:
         """The batch's statements in the open transaction: lock, claims, chain rows."""

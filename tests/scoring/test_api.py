@@ -208,7 +208,8 @@ def test_health_readiness_metrics_and_champion(client, state, body):
     client.post("/v1/score", json=body, headers=bearer(state))
 
     assert client.get("/healthz").json() == {"status": "alive", "worker": os.getpid()}
-    assert client.get("/readyz").json() == {"model_loaded": True, "ledger_reachable": True}
+    assert client.get("/readyz").json() == {"model_loaded": True, "ledger_reachable": True,
+                                            "ledger_writable": True, "detail": None}  # fmt: skip
     metrics = client.get("/metrics").text
     assert 'agricredit_requests_total{method="POST",route="/v1/score",status="200"} 1.0' in metrics
     assert (
@@ -706,3 +707,25 @@ def test_a_preapproval_retried_later_on_the_wall_clock_is_the_same_request(state
 
     assert first.status_code == again.status_code == 200, again.text
     assert again.json()["job_id"] == first.json()["job_id"]
+
+
+def test_when_the_ledger_cannot_commit_requests_get_503_and_readiness_says_why(client, state,
+                                                                              body):  # fmt: skip
+    import sqlalchemy as sa
+
+    headers = bearer(state)  # the key is stored before the ledger breaks
+    with state.ledger.engine.begin() as conn:  # the table the commit needs is gone
+        conn.execute(sa.text("ALTER TABLE decisions RENAME TO decisions_away"))
+    try:
+        refused = client.post("/v1/score", json=body, headers=headers | {"Idempotency-Key": "a"})
+        ready = client.get("/readyz")
+    finally:
+        with state.ledger.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE decisions_away RENAME TO decisions"))
+
+    assert refused.status_code == 503 and refused.json()["code"] == "ledger_unavailable"
+    assert ready.status_code == 503 and not ready.json()["ledger_writable"]
+    assert "decisions" in ready.json()["detail"]
+    assert client.get("/readyz").status_code == 200  # a probe commit succeeds again
+    again = client.post("/v1/score", json=body, headers=headers | {"Idempotency-Key": "a"})
+    assert again.status_code == 200 and state.ledger.count() == 1

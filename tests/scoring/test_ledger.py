@@ -232,3 +232,37 @@ def test_replay_many_answers_each_request_as_replay_would_alone(ledger):
     assert ledger.replay(key_id="k", idempotency_key="a", request={"x": 1}) == "d1"
     with pytest.raises(IdempotencyConflictError):
         ledger.replay(key_id="k", idempotency_key="b", request={"x": 1})
+
+
+def test_a_dropped_postgresql_connection_is_replaced_and_no_acknowledged_decision_lost():
+    import time
+    import uuid
+
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    url = fresh_postgres_url() + f"&application_name={name}"
+    book = Ledger(url)
+    book.migrate()
+    acknowledged = []
+    for i in range(5):
+        assert book.replay_many([("k", f"i{i}", {"n": i})]) == [None]
+        acknowledged.append(book.record(key_id="k", idempotency_key=f"i{i}", request={"n": i},
+                                        bodies=[(f"d{i}", "score", {"n": i})])[0])  # fmt: skip
+    admin = sa.create_engine(url.split("?")[0])
+    with admin.begin() as conn:  # what an operator's or a failover's kill does
+        killed = conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = :name"), {"name": name}).scalar_one()  # fmt: skip
+    admin.dispose()
+    assert killed >= 2  # the writer's and the look-up's connections at least
+
+    started = time.monotonic()
+    assert book.replay_many([("k", "i0", {"n": 0})]) == [acknowledged[0]]
+    after = book.record(key_id="k", idempotency_key="i9", request={"n": 9},
+                        bodies=[("d9", "score", {"n": 9})])  # fmt: skip
+    recovered = time.monotonic() - started
+
+    assert after == ("d9", True) and recovered < 5
+    stored = book.get_many([*acknowledged, "d9"])
+    assert sorted(stored) == sorted([*acknowledged, "d9"])
+    assert book.verify().ok
+    book.close()

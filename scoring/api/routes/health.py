@@ -22,12 +22,20 @@ async def read_health() -> dict[str, Any]:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def read_ready(request: Request) -> JSONResponse:
-    """Model loaded and ledger reachable: ready for traffic."""
+    """Model loaded, ledger reachable and able to commit: ready for traffic (503 and the
+    cause otherwise: after a failed commit, until a probe transaction succeeds)."""
     state = getattr(request.app.state, "service", None)
     model = state is not None and state.models.loaded
     ledger = state is not None and state.ledger.ping()
-    body = {"model_loaded": model, "ledger_reachable": ledger}
-    return JSONResponse(body, status_code=200 if model and ledger else 503)
+    cannot_commit = state.ledger.writable() if state is not None and ledger else None
+    writable = ledger and cannot_commit is None
+    body = {
+        "model_loaded": model,
+        "ledger_reachable": ledger,
+        "ledger_writable": writable,
+        "detail": cannot_commit,
+    }
+    return JSONResponse(body, status_code=200 if model and writable else 503)
 
 
 @router.get("/metrics")
