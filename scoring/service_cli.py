@@ -231,6 +231,7 @@ def preapprove(
                 "contract_id": contract_id,
                 "members": None if listed is None else [vars(m) for m in listed],
                 "as_of": state.as_of().isoformat(),
+                "chunk_members": settings.preapproval_chunk_members,
             },
             total=len(chosen),
             run_now=True,

@@ -157,10 +157,14 @@ def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str
 
 
 def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: str,
-                     idempotency_key: str | None = None):  # fmt: skip
-    """A new job, held by the caller, pre-approving every member of the co-op."""
+                     idempotency_key: str | None = None,
+                     chunk_members: int | None = None):  # fmt: skip
+    """A new job, held by the caller, pre-approving every member of the co-op (in chunks of
+    `chunk_members`, as the route stores it, if given)."""
     coop_id, contract_id = coop
     request = {"contract_id": contract_id, "members": None, "as_of": source.data_as_of.isoformat()}
+    if chunk_members is not None:
+        request["chunk_members"] = chunk_members
     job, _ = store.create(key_id=key_id, idempotency_key=idempotency_key, coop_id=coop_id,
                           contract_id=contract_id, request=request,
                           total=len(source.coop_members[coop_id]), run_now=True)  # fmt: skip

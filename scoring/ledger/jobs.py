@@ -18,6 +18,10 @@ from scoring.ledger.database import now_text
 from scoring.ledger.repo import Ledger
 from scoring.ledger.tables import preapproval_jobs
 
+# what the service adds to a job's request: the as-of time of its first attempt, and the
+# chunk size its rows are written in (a resumed job keeps both, whoever resumes it)
+SERVER_FIELDS = ("as_of", "chunk_members")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -80,8 +84,9 @@ class JobStore:
         """Store a new job, or return the one this key already made for this request.
 
         `run_now`: the caller runs it at once (status running, leased to the caller). The
-        request's `as_of` is stored but not compared: a retry that arrives later (on the
-        wall clock) is still the same request, answered by the first job.
+        request's SERVER_FIELDS are stored but not compared: a retry that arrives later (on
+        the wall clock), or at a worker with another chunk size, is still the same request,
+        answered by the first job.
 
         Raises:
             IdempotencyConflictError: the key made a job for another request before.
@@ -89,7 +94,7 @@ class JobStore:
         text = canonical(request)
         # a retry is the same request whatever time it arrives: the as-of time the job was
         # given is the first attempt's, not part of what the client asked for
-        asked = {k: v for k, v in request.items() if k != "as_of"}
+        asked = {k: v for k, v in request.items() if k not in SERVER_FIELDS}
         digest = hashlib.sha256(canonical(asked).encode()).hexdigest()
         if idempotency_key is not None:
             existing = self._by_key(key_id, idempotency_key)

@@ -48,9 +48,12 @@ def run_job(
     """Decide every member of the job, chunk by chunk, and write the co-op level row.
 
     A chunk already in the ledger (an earlier, interrupted run) is read back, not decided
-    again. On a Dask runner the chunks are decided on its cluster. Returns every
-    member's result in request order, not-members included.
+    again; the chunks are those of the job's first run (its stored `chunk_members`), so a
+    worker with another chunk size resumes it where it stopped. On a Dask runner the chunks
+    are decided on its cluster. Returns every member's result in request order,
+    not-members included.
     """
+    chunk = int(job.request.get("chunk_members") or chunk)
     model = state.models.current
     plan = plan_preapproval(
         state.source,

@@ -229,11 +229,14 @@ def any_db_state(request, state):
     book.close()
 
 
-def test_an_interrupted_job_resumes_and_writes_no_row_twice(any_db_state, source, coop):
+@pytest.mark.parametrize("resumer_chunk", [4, 3, 7])  # a worker configured otherwise resumes
+def test_an_interrupted_job_resumes_and_writes_no_row_twice(any_db_state, source, coop,
+                                                            resumer_chunk):  # fmt: skip
     state = any_db_state
     coop_id = coop[0]
     store = JobStore(state.ledger)
-    job = every_member_job(store, source, coop, key_id="k-1", idempotency_key="once")
+    job = every_member_job(store, source, coop, key_id="k-1", idempotency_key="once",
+                           chunk_members=4)  # fmt: skip
     first: list[int] = []
 
     def crash_after_two_chunks(done: int, _total: int) -> None:
@@ -248,7 +251,7 @@ def test_an_interrupted_job_resumes_and_writes_no_row_twice(any_db_state, source
 
     with state.ledger.engine.begin() as conn:  # the stopped worker's lease runs out
         conn.execute(preapproval_jobs.update().values(lease_until=0.0))
-    runner = JobRunner(state, chunk=4)
+    runner = JobRunner(state, chunk=resumer_chunk)
     runner.start()
     try:
         deadline = time.monotonic() + 60

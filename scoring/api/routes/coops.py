@@ -96,6 +96,7 @@ async def create_preapproval(
             "contract_id": body.contract_id,
             "members": listed,
             "as_of": as_of.isoformat(),
+            "chunk_members": runner.chunk,
         },
         total=len(chosen),
         run_now=run_now,
