@@ -26,6 +26,44 @@ data_option = click.option(
 )
 
 
+def _preflight(host: str, port: int) -> None:
+    """What would otherwise fail only after every worker loaded its data and model, said
+    at once and without a traceback: a busy port, no MLflow store here, no servable
+    champion."""
+    import socket
+
+    from scoring.config import get_settings
+    from training.artifact import ModelIntegrityError
+    from training.config import get_training_settings
+    from training.promotion import UngatedModelError, verify_gate
+    from training.registry import get_client, load_version, store_exists
+    from training.signing import SigningKey, SigningKeyError
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another server holds it; "
+                "stop it or pass --port"
+            ) from exc
+    training = get_training_settings()
+    if not store_exists(training):
+        raise click.ClickException(
+            f"no MLflow store at {training.tracking_uri} (run from the project folder, or set "
+            "AGRICREDIT_TRACKING_URI); train and promote a model first"
+        )
+    ref = get_settings().model_ref
+    try:
+        loaded = load_version(get_client(training), ref)
+        verify_gate(
+            loaded.version, loaded.bundle.sha256, SigningKey.read(training.signing_key_path)
+        )
+    except (LookupError, UngatedModelError, ModelIntegrityError, SigningKeyError) as exc:
+        raise click.ClickException(f"cannot serve {ref!r}: {exc}") from exc
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -66,6 +104,8 @@ def serve(
 ) -> None:
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
+
+    _preflight(host, port)
 
     from scoring.http_protocol import ProblemHttpProtocol
     from scoring.workers import SERVED_APP, run_reuse_port_workers, run_workers

@@ -101,10 +101,16 @@ def promote(version: str | None, rollback: bool) -> None:
     from training.promotion import UngatedModelError
     from training.promotion import promote as run_promotion
     from training.promotion import rollback as run_rollback
+    from training.registry import store_exists
     from training.signing import SigningKeyError
 
     if rollback == (version is not None):
         raise click.UsageError("give a VERSION to promote, or --rollback, not both")
+    if not store_exists():
+        raise click.ClickException(
+            "no MLflow store here (and none was made): run from the project folder, or set "
+            "AGRICREDIT_TRACKING_URI; `agricredit train --data DIR` makes one"
+        )
     try:
         done = run_rollback() if rollback else run_promotion(str(version))
     except (LookupError, UngatedModelError, SigningKeyError, ModelIntegrityError) as exc:
@@ -133,8 +139,11 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Versions with their aliases and test metrics, newest first."""
-    from training.registry import get_client, list_versions
+    from training.registry import get_client, list_versions, store_exists
 
+    if not store_exists():
+        click.echo("no MLflow store here (and none was made); run `agricredit train --data DIR`")
+        return
     rows = list_versions(get_client())
     if not rows:
         click.echo("no registered versions; run `agricredit train --data DIR`")

@@ -32,6 +32,16 @@ def get_client(settings: TrainingSettings | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+def store_exists(settings: TrainingSettings | None = None) -> bool:
+    """Whether the tracking store is there (a SQLite file that exists, or any server URL):
+    reading from a folder without one must not create an empty store."""
+    settings = settings or get_training_settings()
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
 def register_version(
     client: MlflowClient, run_id: str, sha256: str, *, name: str = MODEL_NAME
 ) -> str:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from scoring.api.docs import add_docs
 from scoring.api.errors import add_problem_handlers
 from scoring.api.fast_path import SCORE_PATH, ScoreFastPath
 from scoring.api.middleware import BodyLimit, Observe
@@ -67,6 +68,8 @@ def create_app(
         summary="Order-backed input loans for smallholder farmers: the lender's decision API.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from the package below: no CDN
+        redoc_url=None,
         # FastAPI's native OpenTelemetry looks up global providers on every request (14 us
         # per request under load); the service's metrics are its own Prometheus registry
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -75,6 +78,7 @@ def create_app(
     app.include_router(coops.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    add_docs(app)
 
     add_problem_handlers(app)
     if settings.score_fast_path:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scoring.decide.batcher import DecisionBatcher
 from scoring.decide.state import ServiceState
@@ -46,9 +47,16 @@ async def caller_key(store: KeyStore, header: str | None, *, allowed: tuple[Role
     return check_role(key, allowed=allowed)
 
 
+# declared in OpenAPI as the bearer scheme (the docs' Authorize button); missing or wrong
+# keys are answered by caller_key's own 401 problem, not the scheme's
+BEARER = HTTPBearer(auto_error=False, description="the API key of your organisation")
+
+
 def _role(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(
-        state: StateDep, authorization: Annotated[str | None, Header()] = None
+        state: StateDep,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> ApiKey:
         return await caller_key(state.ledger.keys, authorization, allowed=roles)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -729,3 +730,18 @@ def test_when_the_ledger_cannot_commit_requests_get_503_and_readiness_says_why(c
     assert client.get("/readyz").status_code == 200  # a probe commit succeeds again
     again = client.post("/v1/score", json=body, headers=headers | {"Idempotency-Key": "a"})
     assert again.status_code == 200 and state.ledger.count() == 1
+
+
+def test_docs_work_offline_and_openapi_declares_the_bearer_scheme(client):
+    page = client.get("/docs")
+    spec = client.get("/openapi.json").json()
+
+    assert page.status_code == 200
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert scripts and all(s.startswith("/docs/assets/") for s in scripts), scripts
+    for asset in scripts:  # every script, style and icon the page loads is served here
+        assert client.get(asset).status_code == 200, asset
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {"HTTPBearer": []} in spec["paths"]["/v1/score"]["post"]["security"]
+    score = spec["paths"]["/v1/score"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "413", "422"} <= set(score)

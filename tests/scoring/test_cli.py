@@ -83,3 +83,51 @@ def test_the_command_line_and_the_workers_import_no_data_library_before_they_sta
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert out.stdout.split() == ["[]", "1"]
+
+
+def test_user_mistakes_on_the_command_line_get_a_sentence_not_a_traceback(tmp_path, monkeypatch,
+                                                                          served):  # fmt: skip
+    import socket
+
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+    from scoring.config import get_settings
+    from training.config import get_training_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # another folder: the default store is not here
+    for name in ("AGRICREDIT_TRACKING_URI", "AGRICREDIT_ARTIFACT_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    get_training_settings.cache_clear()
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        no_store = runner.invoke(main, ["promote", "3"])
+        listed = runner.invoke(main, ["models", "list"])
+        serve_no_store = runner.invoke(main, ["serve", "--port", "0"])
+        assert not (elsewhere / "mlruns").exists()  # nothing was made silently
+
+        monkeypatch.setenv("AGRICREDIT_TRACKING_URI", served.training.tracking_uri)
+        monkeypatch.setenv("AGRICREDIT_ARTIFACT_ROOT", str(served.training.artifact_root))
+        get_training_settings.cache_clear()
+        unknown = runner.invoke(main, ["promote", "99"])
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            taken = runner.invoke(main, ["serve", "--port", str(port)])
+        monkeypatch.setenv("AGRICREDIT_MODEL_REF", "no-such-alias")
+        get_settings.cache_clear()
+        no_champion = runner.invoke(main, ["serve", "--port", "0"])
+    finally:
+        get_training_settings.cache_clear()
+        get_settings.cache_clear()
+
+    for result, says in ((no_store, "no MLflow store here"), (serve_no_store, "no MLflow store"),
+                         (unknown, "no version or alias '99'"), (taken, "cannot listen on"),
+                         (no_champion, "cannot serve 'no-such-alias'")):  # fmt: skip
+        assert result.exit_code == 1, result.output
+        assert says in result.output and "Traceback" not in result.output, result.output
+    assert listed.exit_code == 0 and "no MLflow store here" in listed.output
