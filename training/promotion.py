@@ -143,7 +143,8 @@ def verify_gate(version: ModelVersion, sha256: str, key: SigningKey) -> dict[str
     return record
 
 
-def _test_matrix(version: ModelVersion) -> pd.DataFrame | None:
+def evaluation_matrix(version: ModelVersion) -> pd.DataFrame | None:
+    """The version's test season as its run logged it (None if it logged none)."""
     if not version.run_id:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,7 +160,7 @@ def _test_matrix(version: ModelVersion) -> pd.DataFrame | None:
 def _same_data_check(client: MlflowClient, candidate: ModelVersion,
                      champion: ModelVersion, tolerance: float) -> GateCheck:  # fmt: skip
     name = "test AUC vs champion"
-    rows = _test_matrix(candidate)
+    rows = evaluation_matrix(candidate)
     if rows is None:
         return GateCheck(name, False, f"version {candidate.version} logged no {TEST_MATRIX}")
     y = rows[LABEL].to_numpy(dtype=float)

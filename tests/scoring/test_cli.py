@@ -131,3 +131,43 @@ def test_user_mistakes_on_the_command_line_get_a_sentence_not_a_traceback(tmp_pa
         assert result.exit_code == 1, result.output
         assert says in result.output and "Traceback" not in result.output, result.output
     assert listed.exit_code == 0 and "no MLflow store here" in listed.output
+
+
+def test_audit_decisions_adds_the_policys_outcomes_by_group_to_the_model_card(
+    trained_served, monkeypatch
+):
+    from pathlib import Path
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+    from scoring.config import get_settings
+    from training.config import get_training_settings
+    from training.promotion import evaluation_matrix
+    from training.registry import CHAMPION, get_client, get_version
+
+    monkeypatch.setenv("AGRICREDIT_TRACKING_URI", trained_served.training.tracking_uri)
+    monkeypatch.setenv("AGRICREDIT_ARTIFACT_ROOT", str(trained_served.training.artifact_root))
+    get_training_settings.cache_clear()
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["audit", "decisions", "--data",
+                                           str(trained_served.world)])  # fmt: skip
+        client = get_client()
+        champion = get_version(client, CHAMPION)
+        card = Path(client.download_artifacts(champion.run_id, "model_card.md")).read_text()
+        rates = pd.read_csv(client.download_artifacts(champion.run_id, "decision_fairness.csv"))
+        tested = len(evaluation_matrix(champion))
+    finally:
+        get_training_settings.cache_clear()
+        get_settings.cache_clear()
+
+    assert result.exit_code == 0, result.output
+    assert "## Decisions by group" in card and "## Decisions by group" in result.output
+    assert set(rates["attribute"]) == {"county", "gender", "age_band"}
+    for _, part in rates.groupby("attribute"):
+        assert part["applications"].sum() == tested  # every test-season application, once
+    shares = rates[["approve", "refer", "decline"]].sum(axis=1)
+    assert ((shares - 1).abs() < 1e-9).all()
+    assert rates["decline"].max() > 0 and rates["approve"].max() > 0
