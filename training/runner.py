@@ -74,7 +74,7 @@ def run_training(
             echo(f"  check FAILED: {check.name}: {check.detail}")
     if tracked.version:
         echo(
-            f"registered {MODEL_NAME} version {tracked.version} (model.txt sha256 "
+            f"registered {MODEL_NAME} version {tracked.version} (bundle digest "
             f"{tracked.sha256[:16]}...)"
         )
     if ablate:
