@@ -5,7 +5,6 @@ with progress. The features themselves are assembled in features/assembly.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from features.report import plot_feature_report
 from features.runners import IN_PROCESS, LocalRunner, Runner
 from features.satellite.series import build_index_series
 from features.satellite.zonal import FieldSet
-from features.store import atomic_directory
+from features.store import atomic_directory, file_sha256
 from features.validation import validate_dir
 
 SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
@@ -47,15 +46,6 @@ SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
 
 class FeatureStoreIntegrityError(RuntimeError):
     """A feature store file differs from the hash its manifest recorded."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_feature_store(features_dir: Path) -> dict[str, Any]:

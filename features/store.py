@@ -6,6 +6,7 @@ failure at any point leaves the previous store untouched and no half-written one
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -26,6 +27,15 @@ _ARROW_TYPES = {
     "datetime": pa.timestamp("us", tz="UTC"),
     "bool": pa.bool_(),
 }
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks (feature store files, model bundles)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

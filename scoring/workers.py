@@ -100,15 +100,16 @@ class HandedServer(uvicorn.Server):
                 loop.create_task(loop.connect_accepted_socket(protocol, connection))
 
 
+def _worker_config(access_log: bool) -> uvicorn.Config:
+    # one worker's server: the served app, made in the worker, on the problem-answering parser
+    return uvicorn.Config(
+        SERVED_APP, factory=True, log_level="info", access_log=access_log, http=ProblemHttpProtocol
+    )
+
+
 def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
     pin_to_cpu(cpu)  # before any thread starts
-    config = uvicorn.Config(
-        SERVED_APP,
-        factory=True,
-        log_level="info",
-        access_log=access_log,
-        http=ProblemHttpProtocol,
-    )
+    config = _worker_config(access_log)
     HandedServer(config, channel).run()
 
 
@@ -206,13 +207,7 @@ class _Supervisor:
 def _reuse_port_worker(host: str, port: int, access_log: bool, cpu: int | None) -> None:
     pin_to_cpu(cpu)  # before any thread starts
     sock = reuse_port_listener(host, port)
-    config = uvicorn.Config(
-        SERVED_APP,
-        factory=True,
-        log_level="info",
-        access_log=access_log,
-        http=ProblemHttpProtocol,
-    )
+    config = _worker_config(access_log)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import FeatureSpec
+from features.store import file_sha256
 from training.calibration import Calibrator
 from training.population import Population
 from training.scaling import ScoreScaler
@@ -37,15 +38,6 @@ FILES = (MODEL_FILE, "calibrator.json", "scaling.json", "features.json", "popula
 
 class ModelIntegrityError(RuntimeError):
     """A bundle's files do not match the hashes it was registered with."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -110,7 +102,7 @@ def write_bundle(
     (directory / "scaling.json").write_text(json.dumps(scaler.to_dict(), indent=2))
     (directory / "features.json").write_text(json.dumps([asdict(f) for f in features], indent=2))
     (directory / "population.json").write_text(json.dumps(population.to_dict()))
-    files = {name: sha256_of(directory / name) for name in FILES}
+    files = {name: file_sha256(directory / name) for name in FILES}
     digest = bundle_digest(files)
     (directory / MANIFEST).write_text(
         json.dumps(

@@ -26,6 +26,18 @@ class GateCheck:
     detail: str
 
 
+@dataclass(frozen=True)
+class ChampionComparison:
+    """Challenger and champion scored on the same test rows (the challenger's test season),
+    or why they could not be (`problem`)."""
+
+    champion_version: str
+    candidate_auc: float | None
+    champion_auc: float | None
+    rows: int
+    problem: str | None = None
+
+
 @dataclass
 class GateReport:
     """Every check of one candidate."""
@@ -45,25 +57,30 @@ def _at_most(name: str, value: float | None, bound: float) -> GateCheck:
     return GateCheck(name, value <= bound, f"{value:.4f} (bound {bound})")
 
 
+def _quality(c: ChampionComparison | None, tolerance: float, logged: float | None) -> GateCheck:
+    name = "test AUC vs champion"
+    if c is None:  # the first champion: its own test AUC must at least have been measured
+        return GateCheck(name, logged is not None, "no champion yet")
+    if c.problem is not None or c.candidate_auc is None or c.champion_auc is None:
+        return GateCheck(name, False, c.problem or "not measured")
+    return GateCheck(
+        name,
+        c.candidate_auc >= c.champion_auc - tolerance,
+        f"{c.candidate_auc:.4f} vs champion version {c.champion_version} {c.champion_auc:.4f} "
+        f"on the same {c.rows} test loans (may be at most {tolerance} lower)",
+    )
+
+
 def evaluate_gate(
     version: str,
     candidate: dict[str, float],
-    champion: dict[str, float] | None,
+    comparison: ChampionComparison | None,
     bounds: GateBounds | None = None,
 ) -> GateReport:
-    """Check a candidate's logged metrics against the bounds and the current champion."""
+    """Check a candidate's logged metrics against the bounds, and its AUC against the
+    current champion's on the same rows (`comparison`; None when there is no champion)."""
     b = bounds or GateBounds()
-    auc = candidate.get("test_auc")
-    if champion is None:
-        quality = GateCheck("test AUC vs champion", auc is not None, "no champion yet")
-    else:
-        floor = champion["test_auc"] - b.auc_tolerance
-        quality = GateCheck(
-            "test AUC vs champion",
-            auc is not None and auc >= floor,
-            f"{auc:.4f} vs champion {champion['test_auc']:.4f} (may be at most "
-            f"{b.auc_tolerance} lower)",
-        )
+    quality = _quality(comparison, b.auc_tolerance, candidate.get("test_auc"))
     checks = [
         GateCheck(
             "split and leakage checks",

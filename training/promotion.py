@@ -19,14 +19,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from training.artifact import ModelBundle
 from training.config import TrainingSettings, get_training_settings
 from training.dataset import LABEL
-from training.gate import GateBounds, GateCheck, GateReport, evaluate_gate
+from training.gate import (
+    ChampionComparison,
+    GateBounds,
+    GateCheck,
+    GateReport,
+    evaluate_gate,
+)
 from training.metrics import auc
 from training.registry import (
     CHAMPION,
@@ -157,30 +163,24 @@ def evaluation_matrix(version: ModelVersion) -> pd.DataFrame | None:
         return pd.read_parquet(path)
 
 
-def _same_data_check(client: MlflowClient, candidate: ModelVersion,
-                     champion: ModelVersion, tolerance: float) -> GateCheck:  # fmt: skip
-    name = "test AUC vs champion"
+def _compare(
+    candidate: ModelVersion, bundle: ModelBundle, client: MlflowClient, champion: ModelVersion
+) -> ChampionComparison:
+    """Both models' AUC on the candidate's logged test season."""
+    against = str(champion.version)
     rows = evaluation_matrix(candidate)
     if rows is None:
-        return GateCheck(name, False, f"version {candidate.version} logged no {TEST_MATRIX}")
+        why = f"version {candidate.version} logged no {TEST_MATRIX}"
+        return ChampionComparison(against, None, None, 0, why)
     y = rows[LABEL].to_numpy(dtype=float)
-    scores = {}
-    for label, version in (("candidate", candidate), ("champion", champion)):
-        bundle = load_version(client, str(version.version)).bundle
-        missing = [n for n in bundle.feature_names if n not in rows]
+    scores = []
+    for label, model in (("candidate", bundle), ("champion", load_version(client, against).bundle)):
+        missing = [n for n in model.feature_names if n not in rows]
         if missing:
-            return GateCheck(name, False, f"the {label} reads {missing}, not in the test data")
-        scores[label] = auc(y, bundle.predict_pd(rows))
-    ok = bool(np.isfinite(scores["candidate"])) and (
-        scores["candidate"] >= scores["champion"] - tolerance
-    )
-    return GateCheck(
-        name,
-        ok,
-        f"{scores['candidate']:.4f} vs champion version {champion.version} "
-        f"{scores['champion']:.4f} on the same {len(rows)} test loans of version "
-        f"{candidate.version}'s test season (may be at most {tolerance} lower)",
-    )
+            why = f"the {label} reads {missing}, not in the test data"
+            return ChampionComparison(against, None, None, len(rows), why)
+        scores.append(auc(y, model.predict_pd(rows)))
+    return ChampionComparison(against, scores[0], scores[1], len(rows))
 
 
 def promote(
@@ -192,7 +192,7 @@ def promote(
     client = get_client(settings)
     key = SigningKey.read(settings.signing_key_path, create=True)
     candidate = get_version(client, version)
-    load_version(client, str(candidate.version))  # integrity of every file, before anything
+    bundle = load_version(client, str(candidate.version)).bundle  # every file checked first
     metrics = client.get_run(candidate.run_id).data.metrics if candidate.run_id else {}
     try:
         champion: ModelVersion | None = get_version(client, CHAMPION)
@@ -200,10 +200,8 @@ def promote(
         champion = None
     if champion is not None and champion.version == candidate.version:
         champion = None
-    bounds = bounds or GateBounds()
-    report = evaluate_gate(candidate.version, metrics, None, bounds)
-    if champion is not None:  # the AUC check, on the same rows for both
-        report.checks[1] = _same_data_check(client, candidate, champion, bounds.auc_tolerance)
+    comparison = _compare(candidate, bundle, client, champion) if champion else None
+    report = evaluate_gate(candidate.version, metrics, comparison, bounds)
     previous = str(champion.version) if champion is not None else None
     write_gate_record(client, candidate, report, key=key, action="promote", previous=previous)
     if report.ok:

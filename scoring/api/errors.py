@@ -33,6 +33,12 @@ def problem(
     }
 
 
+def service_problem(exc: ServiceError, request_id: str) -> dict[str, Any]:
+    """The problem document of a domain error: its status, stable code and field."""
+    title = exc.code.replace("_", " ").capitalize()
+    return problem(exc.status, title, exc.message, exc.code, request_id, exc.field)
+
+
 def internal_error(request_id: str) -> dict[str, Any]:
     """What an unexpected failure answers: no detail beyond the request id to quote."""
     return problem(
@@ -72,14 +78,8 @@ def add_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _answer(
-            exc.status,
-            exc.code.replace("_", " ").capitalize(),
-            exc.message,
-            exc.code,
-            request,
-            exc.field,
-        )
+        body = service_problem(exc, request.state.request_id)
+        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoring import ids
 from scoring.api.deps import caller_key
-from scoring.api.errors import PROBLEM, problem
+from scoring.api.errors import PROBLEM, problem, service_problem
 from scoring.errors import ServiceError
 from scoring.ledger.keys import Role
 
@@ -115,9 +115,7 @@ async def _unauthorised(scope: Scope) -> dict[str, Any] | None:
         await caller_key(service.ledger.keys, header.decode("latin-1") if header else None,
                          allowed=BATCH_ROLES)  # fmt: skip
     except ServiceError as exc:
-        request_id = scope.get("state", {}).get("request_id", "")
-        title = exc.code.replace("_", " ").capitalize()
-        return problem(exc.status, title, exc.message, exc.code, request_id, exc.field)
+        return service_problem(exc, scope.get("state", {}).get("request_id", ""))
     return None
 
 

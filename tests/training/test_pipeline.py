@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from features.store import file_sha256
 from scoring.cli import main
-from training.artifact import ModelIntegrityError, read_bundle, sha256_of, write_bundle
-from training.gate import evaluate_gate
+from training.artifact import ModelIntegrityError, read_bundle, write_bundle
+from training.gate import ChampionComparison, evaluate_gate
 from training.pipeline import train_model
 from training.registry import get_client, load_version
 
@@ -52,18 +54,19 @@ def test_a_feature_built_from_the_label_fails_the_checks_and_the_gate(tiny_matri
 
 
 def test_gate_refuses_a_worse_model_and_names_each_failed_check():
-    champion = {"test_auc": 0.80}
+    same_rows = ChampionComparison("1", candidate_auc=0.75, champion_auc=0.80, rows=500)
     worse = {"test_auc": 0.75, "test_ece": 0.05, "score_psi_train_test": 0.1,
              "gender_approval_gap": 0.01, "gender_auc_gap": 0.01, "checks_passed": 1.0}  # fmt: skip
 
-    report = evaluate_gate("2", worse, champion)
+    report = evaluate_gate("2", worse, same_rows)
 
     assert not report.ok
     assert [c.name for c in report.checks if not c.passed] == [
         "test AUC vs champion",
         "expected calibration error",
     ]
-    assert evaluate_gate("3", worse | {"test_auc": 0.795, "test_ece": 0.01}, champion).ok
+    closer = dataclasses.replace(same_rows, candidate_auc=0.795)
+    assert evaluate_gate("3", worse | {"test_ece": 0.01}, closer).ok
 
 
 def test_registered_version_loads_back_and_reproduces_its_test_predictions(
@@ -113,7 +116,7 @@ def test_a_change_to_any_file_of_the_bundle_is_refused(tiny_matrix, tmp_path, na
     # a manifest re-written to match the change no longer gives the registered digest
     manifest = tmp_path / "m" / "model.json"
     meta = json.loads(manifest.read_text())
-    meta["files"][name] = sha256_of(path)
+    meta["files"][name] = file_sha256(path)
     manifest.write_text(json.dumps(meta))
     with pytest.raises(ModelIntegrityError, match="changed after registration"):
         read_bundle(tmp_path / "m", expected_sha256=digest)
