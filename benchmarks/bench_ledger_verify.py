@@ -31,7 +31,7 @@ def fill(path: Path, rows: int) -> None:
     book = Ledger(f"sqlite:///{path}", key=key)
     book.migrate()
     for start in range(0, rows, 1000):
-        entries = [Entry.of(key_id="k", idempotency_key=f"i{n}", request={"n": n},
+        entries = [Entry.of(key_id="k", org_id="k", idempotency_key=f"i{n}", request={"n": n},
                             bodies=[(f"d{n:08}", "score", BODY)])
                    for n in range(start, min(start + 1000, rows))]  # fmt: skip
         book.submit_many(entries).result()

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -62,7 +63,9 @@ def preapprove(client: httpx.Client, coop: str, contract: str, members: list[str
     body = {"contract_id": contract}
     if members is not None:
         body["members"] = [{"farmer_id": f} for f in members]
-    answer = client.post(f"/v1/coops/{coop}/preapprovals", json=body)
+    answer = client.post(
+        f"/v1/coops/{coop}/preapprovals", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+    )
     if answer.status_code == 200:
         return answer.json()
     if answer.status_code != 202:

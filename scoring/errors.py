@@ -38,16 +38,19 @@ class BadIdempotencyKeyError(ServiceError):
     code = "idempotency_key_invalid"
 
 
-def checked_idempotency_key(value: str | None) -> str | None:
-    """The Idempotency-Key as sent, refusing an empty one (it would be one shared key).
+def checked_idempotency_key(value: str | None) -> str:
+    """The Idempotency-Key as sent. It is required: without one a client's retry (a timeout,
+    a dropped connection) would be decided again, a second loan; an empty one would be one
+    key shared by every request.
 
     Raises:
-        BadIdempotencyKeyError: the header is present but empty or blank.
+        BadIdempotencyKeyError: no header, or an empty or blank one.
     """
-    if value is not None and not value.strip():
+    if value is None or not value.strip():
         raise BadIdempotencyKeyError(
-            "the Idempotency-Key header is empty: send a unique key per application "
-            "(e.g. a UUID), or no header at all",
+            f"the Idempotency-Key header is {'missing' if value is None else 'empty'}: send a "
+            "unique key per application (e.g. a UUID) and the same key when you retry it; "
+            "a retry then gets the first decision instead of a second loan",
             field="Idempotency-Key",
         )
     return value

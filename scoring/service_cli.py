@@ -152,16 +152,48 @@ def keys() -> None:
 @click.option("--role", type=click.Choice(["lender", "coop", "scientist"]), required=True)
 @click.option("--coop", "coop_id", default=None, help="The co-op a coop key belongs to.")
 @click.option("--name", default="", help="Who the key is for.")
-def create_key_command(role: Role, coop_id: str | None, name: str) -> None:
-    """Create a key and print it once; only its hash is stored."""
+@click.option(
+    "--org",
+    "org_id",
+    default=None,
+    help="The organisation the key belongs to (its org_id); without it, a new organisation.",
+)
+def create_key_command(role: Role, coop_id: str | None, name: str, org_id: str | None) -> None:
+    """Create a key and print it once; only its hash is stored. Keys of one organisation
+    share its decisions, jobs and Idempotency-Keys."""
     from scoring.ledger.keys import create_key
 
     try:
         with _ledger() as book:
-            key_id, secret = create_key(book.keys, role=role, name=name or role, coop_id=coop_id)
+            key, secret = create_key(
+                book.keys, role=role, name=name or role, coop_id=coop_id, org_id=org_id
+            )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    click.echo(f"key_id {key_id}\n{secret}\n(store the key now: it cannot be shown again)")
+    click.echo(f"key_id {key.key_id} org {key.org_id}\n{secret}\n{SHOWN_ONCE}")
+
+
+SHOWN_ONCE = "(store the key now: it cannot be shown again)"
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option(
+    "--keep-old", is_flag=True, help="Leave the old key working (revoke it once clients moved)."
+)
+def rotate_key_command(key_id: str, keep_old: bool) -> None:
+    """A new key for the same organisation, role and co-op; the old one is revoked. The
+    organisation's past decisions and Idempotency-Keys stay with the new key."""
+    from scoring.ledger.keys import rotate_key
+
+    try:
+        with _ledger() as book:
+            key, secret = rotate_key(book.keys, key_id, keep_old=keep_old)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="KEY_ID") from exc
+    old = "kept active" if keep_old else "revoked"
+    click.echo(f"key_id {key.key_id} org {key.org_id}\n{secret}\n{SHOWN_ONCE}")
+    click.echo(f"old key {key_id} {old}")
 
 
 @keys.command("revoke")
@@ -178,12 +210,14 @@ def revoke_key_command(key_id: str) -> None:
 
 @keys.command("list")
 def list_keys_command() -> None:
-    """Keys with role, co-op and state (never the secret)."""
+    """Keys with organisation, role, co-op and state (never the secret)."""
     with _ledger() as book:
         rows = book.keys.list()
     for k in rows:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
-        click.echo(f"{k.key_id}  {k.role:<9} {k.coop_id or '-':<8} {k.name:<20} {state}")
+        click.echo(
+            f"{k.key_id}  {k.org_id:<20} {k.role:<9} {k.coop_id or '-':<8} {k.name:<20} {state}"
+        )
 
 
 @click.group()
@@ -264,6 +298,7 @@ def preapprove(
         store = JobStore(state.ledger, lease_seconds=settings.preapproval_lease_seconds)
         job, _ = store.create(
             key_id=OPERATOR_KEY,
+            org_id=OPERATOR_KEY,
             idempotency_key=None,
             coop_id=coop_id,
             contract_id=contract_id,

@@ -157,7 +157,7 @@ def coop_contracts(source, *, financed_only: bool = True) -> list[tuple[str, str
 
 
 def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: str,
-                     idempotency_key: str | None = None,
+                     org_id: str | None = None, idempotency_key: str | None = None,
                      chunk_members: int | None = None):  # fmt: skip
     """A new job, held by the caller, pre-approving every member of the co-op (in chunks of
     `chunk_members`, as the route stores it, if given)."""
@@ -165,7 +165,8 @@ def every_member_job(store: JobStore, source, coop: tuple[str, str], *, key_id: 
     request = {"contract_id": contract_id, "members": None, "as_of": source.data_as_of.isoformat()}
     if chunk_members is not None:
         request["chunk_members"] = chunk_members
-    job, _ = store.create(key_id=key_id, idempotency_key=idempotency_key, coop_id=coop_id,
+    job, _ = store.create(key_id=key_id, org_id=org_id or key_id,
+                          idempotency_key=idempotency_key, coop_id=coop_id,
                           contract_id=contract_id, request=request,
                           total=len(source.coop_members[coop_id]), run_now=True)  # fmt: skip
     return job
@@ -312,20 +313,47 @@ def _fits(model: type[BaseModel], body) -> bool:
     return not unexpected_keys(model, body)
 
 
+def needs_idempotency_key(method: str, path: str) -> bool:
+    """The routes that refuse a request without an Idempotency-Key."""
+    return method.upper() == "POST" and (path == "/v1/score" or path.endswith("/preapprovals"))
+
+
+def fill_idempotency_key(request: httpx.Request) -> None:
+    """An httpx request hook: a fresh Idempotency-Key on a new application or run that was
+    sent without one, as a lender's system sends it (tests of retries send their own)."""
+    if needs_idempotency_key(request.method, request.url.path):
+        request.headers.setdefault("Idempotency-Key", f"test-{uuid.uuid4()}")
+
+
+def api_client(base: str, **kwargs) -> httpx.Client:
+    """An HTTP client of a running server that sends a fresh Idempotency-Key where the
+    caller gave none (`fill_idempotency_key`)."""
+    return httpx.Client(base_url=base, event_hooks={"request": [fill_idempotency_key]}, **kwargs)
+
+
 class ValidatingClient(TestClient):
     """A TestClient that checks every answer against what the app declares: a 2xx body
     against the route's response model (no undeclared keys either), every error body
-    against the problem document. `answered` collects the (method, route) pairs seen."""
+    against the problem document. `answered` collects the (method, route) pairs seen.
+
+    Like `api_client` it sends a fresh Idempotency-Key where a request needs one and has
+    none, unless `fills_idempotency_keys` is turned off (the tests of a missing key)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.answered: set[tuple[str, str]] = set()
+        self.fills_idempotency_keys = True
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
         from scoring.api import schemas
 
-        response = super().request(method, url, *args, **kwargs)
         path = httpx.URL(str(url)).path
+        if self.fills_idempotency_keys and needs_idempotency_key(method, path):
+            headers = dict(kwargs.get("headers") or {})
+            if not any(k.lower() == "idempotency-key" for k in headers):
+                headers["Idempotency-Key"] = f"test-{uuid.uuid4()}"
+            kwargs["headers"] = headers
+        response = super().request(method, url, *args, **kwargs)
         template = declared_route(self.app, method, path)
         if template is None:
             return response  # the docs pages, an unknown path (404 problem from Starlette)

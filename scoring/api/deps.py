@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from scoring.api.schemas import MAX_IDEMPOTENCY_KEY
 from scoring.decide.batcher import DecisionBatcher
 from scoring.decide.state import ServiceState
 from scoring.ledger.keys import ApiKey, KeyStore, Role, check_role, secret_of
@@ -62,6 +63,19 @@ def _role(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
 
     return dependency
 
+
+# required: a retry without it would be decided again (a second loan); a missing one is
+# answered 400 by the validation handler, like an empty one
+IdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        max_length=MAX_IDEMPOTENCY_KEY,
+        description="A unique key per application or run (e.g. a UUID), the same on every "
+        "retry: a retry gets the first answer, never a second decision. Keys belong to your "
+        "organisation and outlive a rotated API key.",
+        examples=["3f0c9a52-6d1e-4b7a-9e0b-2f4c1d8a7b60"],
+    ),
+]
 
 LenderDep = Annotated[ApiKey, Depends(_role("lender"))]
 ScientistDep = Annotated[ApiKey, Depends(_role("scientist"))]

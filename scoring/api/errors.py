@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from scoring.errors import ServiceError
+from scoring.errors import ServiceError, checked_idempotency_key
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -73,6 +73,13 @@ _FRAMEWORK = {
 }  # fmt: skip
 
 
+def _missing_idempotency_key(error: dict[str, Any]) -> bool:
+    return error.get("type") == "missing" and tuple(error.get("loc", ())) == (
+        "header",
+        "idempotency-key",
+    )
+
+
 def add_problem_handlers(app: FastAPI) -> None:
     """Answer domain errors, invalid bodies and unexpected failures with problem bodies."""
 
@@ -83,6 +90,12 @@ def add_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(_missing_idempotency_key(e) for e in exc.errors()):
+            try:  # the route's own refusal of a missing key: 400, as for an empty one
+                checked_idempotency_key(None)
+            except ServiceError as refused:
+                body = service_problem(refused, request.state.request_id)
+                return JSONResponse(body, status_code=refused.status, media_type=PROBLEM)
         first = exc.errors()[0] if exc.errors() else {}
         where = _field(first.get("loc", ()))
         detail = "; ".join(f"{_field(e.get('loc', ())) or 'body'}: {e.get('msg')}"

@@ -9,8 +9,8 @@ by the same steps as the route (the same model, `caller_key` and
 `DecisionBatcher.decide`), with what the stack's layers would add: the request id, the
 metrics, the body limit and the generic answer to an unexpected failure. Everything else
 goes, unchanged, through the stack to the route: a body that is too large, does not parse
-or does not validate, a missing or wrong key, an application that cannot be decided, a
-reused Idempotency-Key. The route alone writes those error answers, so the two never
+or does not validate, a missing or wrong key, a missing, empty or reused Idempotency-Key,
+an application that cannot be decided. The route alone writes those error answers, so the two never
 disagree on one; neither path writes anything before it has decided.
 """
 
@@ -83,8 +83,10 @@ class ScoreFastPath:
         if headers.get(b"content-type", b"").split(b";")[0].strip() != _JSON:
             return None
         idempotency_key = headers.get(b"idempotency-key")
-        if idempotency_key is not None and (
-            len(idempotency_key) > MAX_IDEMPOTENCY_KEY or not idempotency_key.strip()
+        if (
+            idempotency_key is None
+            or len(idempotency_key) > MAX_IDEMPOTENCY_KEY
+            or not idempotency_key.strip()
         ):
             return None
         try:
@@ -104,9 +106,7 @@ class ScoreFastPath:
                 request.to_application(),
                 request=request.model_dump(),
                 key=key,
-                idempotency_key=(
-                    idempotency_key.decode("latin-1") if idempotency_key is not None else None
-                ),
+                idempotency_key=idempotency_key.decode("latin-1"),
             )
         except ServiceError:
             return None

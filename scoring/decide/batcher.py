@@ -115,7 +115,7 @@ class DecisionBatcher:
             # a retry of an application that no longer checks out is still answered as
             # first decided; retries of the others are found for the whole batch at once
             if idempotency_key is not None:
-                stored = await self._read(self._replayed, key.key_id, idempotency_key, request)
+                stored = await self._read(self._replayed, key.org_id, idempotency_key, request)
                 if stored is not None:
                     return stored
             raise
@@ -191,7 +191,7 @@ class DecisionBatcher:
         keyed = [w for w in batch if w.idempotency_key is not None]
         if not keyed:
             return batch
-        asked = [(w.key.key_id, w.idempotency_key, w.request) for w in keyed]
+        asked = [(w.key.org_id, w.idempotency_key, w.request) for w in keyed]
         found = await self._read(self.state.ledger.replay_many, asked)
         for waiting, stored in zip(keyed, found, strict=True):
             if waiting.answer.done():
@@ -206,10 +206,10 @@ class DecisionBatcher:
         return await asyncio.get_running_loop().run_in_executor(self._reads, read, *args)
 
     def _replayed(
-        self, key_id: str, idempotency_key: str, request: dict[str, Any]
+        self, org_id: str, idempotency_key: str, request: dict[str, Any]
     ) -> dict[str, Any] | None:
         stored_id = self.state.ledger.replay(
-            key_id=key_id, idempotency_key=idempotency_key, request=request
+            org_id=org_id, idempotency_key=idempotency_key, request=request
         )
         return None if stored_id is None else self._stored_response(stored_id)
 
@@ -248,6 +248,7 @@ class DecisionBatcher:
             entries.append(
                 Entry.of(
                     key_id=waiting.key.key_id,
+                    org_id=waiting.key.org_id,
                     idempotency_key=waiting.idempotency_key,
                     request=waiting.request,
                     bodies=[(decision_id, "score", record)],

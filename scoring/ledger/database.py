@@ -42,12 +42,12 @@ def make_engine(url: str, *, writes: bool = True) -> sa.Engine:
     return engine
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest migration (Alembic)."""
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration, or to `revision` (Alembic)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
         if engine.dialect.name == "postgresql":
             conn.commit()

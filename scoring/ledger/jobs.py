@@ -29,6 +29,7 @@ class Job:
 
     job_id: str
     key_id: str
+    org_id: str  # the owner: any key of the organisation reads the job
     coop_id: str
     contract_id: str
     request: dict[str, Any]  # contract_id, members (or None: all), as_of
@@ -43,6 +44,7 @@ def _job(row: sa.Row[Any]) -> Job:
     return Job(
         row.job_id,
         row.key_id,
+        row.org_id,
         row.coop_id,
         row.contract_id,
         json.loads(row.request),
@@ -74,6 +76,7 @@ class JobStore:
         self,
         *,
         key_id: str,
+        org_id: str,
         idempotency_key: str | None,
         coop_id: str,
         contract_id: str,
@@ -81,7 +84,8 @@ class JobStore:
         total: int,
         run_now: bool,
     ) -> tuple[Job, bool]:
-        """Store a new job, or return the one this key already made for this request.
+        """Store a new job, or return the one the organisation already made for this
+        request under this Idempotency-Key.
 
         `run_now`: the caller runs it at once (status running, leased to the caller). The
         request's SERVER_FIELDS are stored but not compared: a retry that arrives later (on
@@ -97,7 +101,7 @@ class JobStore:
         asked = {k: v for k, v in request.items() if k not in SERVER_FIELDS}
         digest = hashlib.sha256(canonical(asked).encode()).hexdigest()
         if idempotency_key is not None:
-            existing = self._by_key(key_id, idempotency_key)
+            existing = self._by_key(org_id, idempotency_key)
             if existing is not None:
                 return self._same(existing, digest), False
         now = now_text()
@@ -108,6 +112,7 @@ class JobStore:
                     preapproval_jobs.insert().values(
                         job_id=job_id,
                         key_id=key_id,
+                        org_id=org_id,
                         idempotency_key=idempotency_key,
                         request_hash=digest,
                         coop_id=coop_id,
@@ -124,7 +129,7 @@ class JobStore:
         except sa.exc.IntegrityError:  # the same key, concurrently: the first one stands
             if idempotency_key is None:
                 raise
-            existing = self._by_key(key_id, idempotency_key)
+            existing = self._by_key(org_id, idempotency_key)
             if existing is None:
                 raise
             return self._same(existing, digest), False
@@ -136,11 +141,11 @@ class JobStore:
             raise LookupError(f"job {job_id} is not stored")
         return job
 
-    def _by_key(self, key_id: str, idempotency_key: str) -> sa.Row[Any] | None:
+    def _by_key(self, org_id: str, idempotency_key: str) -> sa.Row[Any] | None:
         with self.reader.connect() as conn:
             return conn.execute(
                 sa.select(preapproval_jobs).where(
-                    preapproval_jobs.c.key_id == key_id,
+                    preapproval_jobs.c.org_id == org_id,
                     preapproval_jobs.c.idempotency_key == idempotency_key,
                 )
             ).first()

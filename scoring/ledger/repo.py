@@ -19,7 +19,7 @@ from scoring.ledger.chain import ChainReport, verify_rows
 from scoring.ledger.checkpoint import Checkpoint, CheckpointError, CheckpointFile
 from scoring.ledger.database import make_engine, migrate, now_text
 from scoring.ledger.keys import KeyStore
-from scoring.ledger.tables import decisions
+from scoring.ledger.tables import api_keys, decisions
 from scoring.ledger.writer import Entry, GroupCommitWriter, Statements, conflict, request_hash
 from training.signing import SigningKey
 
@@ -29,13 +29,28 @@ VERIFY_ROWS_PER_FETCH = 1000
 
 @dataclass(frozen=True)
 class StoredDecision:
-    """A decision as stored: its id, the key that made it and the recorded body."""
+    """A decision as stored: its id, the key that made it, that key's organisation (the
+    decision's owner) and the recorded body."""
 
     decision_id: str
     key_id: str
+    org_id: str
     kind: str
     created_at: str
     body: dict[str, Any]
+
+
+# a decision belongs to its key's organisation; a key_id no key row holds (the operator's
+# `preapprove`) is its own owner
+_OWNED = sa.select(
+    decisions, sa.func.coalesce(api_keys.c.org_id, decisions.c.key_id).label("org_id")
+).select_from(decisions.outerjoin(api_keys, api_keys.c.key_id == decisions.c.key_id))
+
+
+def _stored(row: sa.Row[Any]) -> StoredDecision:
+    return StoredDecision(
+        row.decision_id, row.key_id, row.org_id, row.kind, row.created_at, json.loads(row.body)
+    )
 
 
 class Ledger:
@@ -166,9 +181,9 @@ class Ledger:
                     cursor.execute("BEGIN IMMEDIATE")  # takes the write lock
                 m = self._sql.mark
                 cursor.execute(  # what a commit writes, rolled back
-                    "INSERT INTO idempotency (key_id, idempotency_key, request_hash, "
-                    f"decision_id, created_at) VALUES ({m}, {m}, {m}, {m}, {m})",
-                    ("-probe-", "-probe-", "-", "-probe-", now_text()),
+                    "INSERT INTO idempotency_claims (org_id, idempotency_key, key_id, "
+                    f"request_hash, decision_id, created_at) VALUES ({m}, {m}, {m}, {m}, {m}, {m})",
+                    ("-probe-", "-probe-", "-probe-", "-", "-probe-", now_text()),
                 )
                 cursor.execute(
                     "INSERT INTO decisions (decision_id, key_id, kind, created_at, body, "
@@ -197,6 +212,7 @@ class Ledger:
         self,
         *,
         key_id: str,
+        org_id: str,
         idempotency_key: str | None,
         request: dict[str, Any],
         bodies: list[tuple[str, str, dict[str, Any]]],
@@ -204,7 +220,8 @@ class Ledger:
         """Append decisions (decision_id, kind, body) and the idempotency record at once.
 
         Returns (the first decision_id, True) when written, or the stored decision_id and
-        False when the same key already recorded the same request. Returns only after the
+        False when the same organisation already recorded the same request under this
+        Idempotency-Key. Returns only after the
         transaction holding the rows has committed. Concurrent calls are committed together
         (group commit): one synchronous commit for every request waiting at that moment.
 
@@ -212,7 +229,11 @@ class Ledger:
             IdempotencyConflictError: the key was used before with a different request.
         """
         recorded: tuple[str, bool] = self.submit(
-            key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
+            key_id=key_id,
+            org_id=org_id,
+            idempotency_key=idempotency_key,
+            request=request,
+            bodies=bodies,
         ).result()
         return recorded
 
@@ -220,13 +241,18 @@ class Ledger:
         self,
         *,
         key_id: str,
+        org_id: str,
         idempotency_key: str | None,
         request: dict[str, Any],
         bodies: list[tuple[str, str, dict[str, Any]]],
     ) -> Future[Any]:
         """`record` without waiting: the future resolves as `record` returns or raises."""
         entry = Entry.of(
-            key_id=key_id, idempotency_key=idempotency_key, request=request, bodies=bodies
+            key_id=key_id,
+            org_id=org_id,
+            idempotency_key=idempotency_key,
+            request=request,
+            bodies=bodies,
         )
         self._start_checkpoints()
         return self._writer.submit([entry], single=True)
@@ -238,14 +264,15 @@ class Ledger:
         self._start_checkpoints()
         return self._writer.submit(entries)
 
-    def replay(self, *, key_id: str, idempotency_key: str, request: dict[str, Any]) -> str | None:
-        """The decision already recorded for this key and request, if any, so a retry is
+    def replay(self, *, org_id: str, idempotency_key: str, request: dict[str, Any]) -> str | None:
+        """The decision the organisation already recorded for this Idempotency-Key and
+        request, if any, so a retry is
         answered without deciding again. `record` still checks inside its transaction.
 
         Raises:
             IdempotencyConflictError: the key was used before with a different request.
         """
-        found = self.replay_many([(key_id, idempotency_key, request)])[0]
+        found = self.replay_many([(org_id, idempotency_key, request)])[0]
         if isinstance(found, Exception):
             raise found
         return found
@@ -253,18 +280,18 @@ class Ledger:
     def replay_many(
         self, requests: list[tuple[str, str, dict[str, Any]]]
     ) -> list[str | IdempotencyConflictError | None]:
-        """`replay` for several (key_id, idempotency_key, request) at once, in one query:
+        """`replay` for several (org_id, idempotency_key, request) at once, in one query:
         for each, the decision recorded for it, None, or the conflict (returned, not
         raised, so one request's conflict leaves the others answered).
 
         Every decision asks this, so it is prepared SQL on a connection the calling
         thread keeps, not a pooled SQLAlchemy statement.
         """
-        pairs = sorted({(key_id, ident) for key_id, ident, _ in requests})
+        pairs = sorted({(org_id, ident) for org_id, ident, _ in requests})
         found = self._claims(pairs)
         out: list[str | IdempotencyConflictError | None] = []
-        for key_id, ident, request in requests:
-            seen = found.get((key_id, ident))
+        for org_id, ident, request in requests:
+            seen = found.get((org_id, ident))
             if seen is None:
                 out.append(None)
             else:
@@ -317,14 +344,8 @@ class Ledger:
     def get(self, decision_id: str) -> StoredDecision | None:
         """A stored decision, or None."""
         with self.reader.connect() as conn:
-            row = conn.execute(
-                sa.select(decisions).where(decisions.c.decision_id == decision_id)
-            ).first()
-        if row is None:
-            return None
-        return StoredDecision(
-            row.decision_id, row.key_id, row.kind, row.created_at, json.loads(row.body)
-        )
+            row = conn.execute(_OWNED.where(decisions.c.decision_id == decision_id)).first()
+        return None if row is None else _stored(row)
 
     def get_many(self, decision_ids: list[str]) -> dict[str, StoredDecision]:
         """Stored decisions by id (missing ids are left out), read in slices."""
@@ -332,11 +353,9 @@ class Ledger:
         with self.reader.connect() as conn:
             for start in range(0, len(decision_ids), 900):  # under SQLite's variable limit
                 part = decision_ids[start : start + 900]
-                rows = conn.execute(sa.select(decisions).where(decisions.c.decision_id.in_(part)))
+                rows = conn.execute(_OWNED.where(decisions.c.decision_id.in_(part)))
                 for row in rows:
-                    out[row.decision_id] = StoredDecision(
-                        row.decision_id, row.key_id, row.kind, row.created_at, json.loads(row.body)
-                    )
+                    out[row.decision_id] = _stored(row)
         return out
 
     def count(self) -> int:

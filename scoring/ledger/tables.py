@@ -22,13 +22,23 @@ decisions = sa.Table(
     sa.Column("row_mac", sa.String(64), nullable=True),
 )
 
+# an Idempotency-Key is the organisation's (it outlives a rotated key); key_id made the claim
 idempotency = sa.Table(
-    "idempotency",
+    "idempotency_claims",
     metadata,
-    sa.Column("key_id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.String(64), primary_key=True),
     sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("key_id", sa.String(36), nullable=False),
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("decision_id", sa.String(36), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+organisations = sa.Table(
+    "organisations",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
 )
 
@@ -36,6 +46,7 @@ api_keys = sa.Table(
     "api_keys",
     metadata,
     sa.Column("key_id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False, index=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("coop_id", sa.String(64), nullable=True),
@@ -49,6 +60,7 @@ preapproval_jobs = sa.Table(
     metadata,
     sa.Column("job_id", sa.String(36), primary_key=True),
     sa.Column("key_id", sa.String(36), nullable=False),
+    sa.Column("org_id", sa.String(64), nullable=False),
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("coop_id", sa.String(64), nullable=False, index=True),
@@ -62,5 +74,5 @@ preapproval_jobs = sa.Table(
     sa.Column("lease_until", sa.Float, nullable=True),  # unix seconds: who runs it, until
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
-    sa.UniqueConstraint("key_id", "idempotency_key", name="uq_preapproval_jobs_key"),
+    sa.UniqueConstraint("org_id", "idempotency_key", name="uq_preapproval_jobs_org_key"),
 )

@@ -52,20 +52,21 @@ class Entry:
     """One request's rows as the writer takes them: encoded, ready to link and insert."""
 
     key_id: str
+    org_id: str  # whose Idempotency-Key it is
     idempotency_key: str | None
     request_hash: str
     bodies: list[tuple[str, str, str]]  # (decision_id, kind, canonical text of the body)
 
     @classmethod
     def of(
-        cls, *, key_id: str, idempotency_key: str | None, request: dict[str, Any],
-        bodies: list[tuple[str, str, dict[str, Any]]],
+        cls, *, key_id: str, org_id: str, idempotency_key: str | None,
+        request: dict[str, Any], bodies: list[tuple[str, str, dict[str, Any]]],
     ) -> Entry:  # fmt: skip
         """Encode a request's decisions (decision_id, kind, body) on the caller's thread:
         the writer holds the lock between workers while it works, so it does no more than
         link rows and run the statements."""
         texts = [(decision_id, kind, canonical(body)) for decision_id, kind, body in bodies]
-        return cls(key_id, idempotency_key, request_hash(request), texts)
+        return cls(key_id, org_id, idempotency_key, request_hash(request), texts)
 
 
 Recorded: TypeAlias = tuple[str, bool] | Exception  # (first decision_id, written?) or why refused
@@ -113,13 +114,13 @@ class Statements:
         return ", ".join([one] * rows)
 
     def claimed_many(self, n: int) -> str:
-        """The stored claims of n (key_id, idempotency_key) pairs."""
+        """The stored claims of n (org_id, idempotency_key) pairs."""
         sql = self._cache.get(("claimed", n))
         if sql is None:
             # OR of pairs, not a row-value IN: SQLite scans the table for the latter
-            pair = f"(key_id = {self.mark} AND idempotency_key = {self.mark})"
+            pair = f"(org_id = {self.mark} AND idempotency_key = {self.mark})"
             sql = self._cache["claimed", n] = (
-                "SELECT key_id, idempotency_key, request_hash, decision_id FROM idempotency "
+                "SELECT org_id, idempotency_key, request_hash, decision_id FROM idempotency_claims "
                 f"WHERE {' OR '.join([pair] * n)}"
             )
         return sql
@@ -127,15 +128,15 @@ class Statements:
     def claims(
         self, cursor: Any, pairs: list[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[Any, ...]]:
-        """The stored (request_hash, decision_id) of each (key_id, idempotency_key) pair
+        """The stored (request_hash, decision_id) of each (org_id, idempotency_key) pair
         that has a claim, in as few statements as the parameter limit allows."""
         found: dict[tuple[str, str], tuple[Any, ...]] = {}
         step = self.ROWS_PER_STATEMENT
         for start in range(0, len(pairs), step):
             part = pairs[start : start + step]
             cursor.execute(self.claimed_many(len(part)), [v for pair in part for v in pair])
-            for key_id, idempotency_key, request_hash, decision_id in cursor.fetchall():
-                found[(key_id, idempotency_key)] = (request_hash, decision_id)
+            for org_id, idempotency_key, request_hash, decision_id in cursor.fetchall():
+                found[(org_id, idempotency_key)] = (request_hash, decision_id)
         return found
 
     def insert(self, table: str, columns: list[str], n: int) -> str:
@@ -334,7 +335,7 @@ class GroupCommitWriter:
         else:
             cursor.execute("BEGIN IMMEDIATE")
         known = sql.claims(
-            cursor, sorted({(j.key_id, j.idempotency_key) for j in batch if j.idempotency_key})
+            cursor, sorted({(j.org_id, j.idempotency_key) for j in batch if j.idempotency_key})
         )
         cursor.execute(sql.head)
         head = cursor.fetchone()
@@ -342,7 +343,7 @@ class GroupCommitWriter:
         claims: list[tuple[Any, ...]] = []
         outcomes = [self._apply(job, known, chain, claims) for job in batch]
         sql.insert_rows(cursor, "decisions", ROW_COLUMNS, chain.rows)
-        sql.insert_rows(cursor, "idempotency", CLAIM_COLUMNS, claims)
+        sql.insert_rows(cursor, "idempotency_claims", CLAIM_COLUMNS, claims)
         return outcomes
 
     def _connection(self) -> Any:  # a DBAPI connection
@@ -369,14 +370,17 @@ class GroupCommitWriter:
         `known` grows with the batch's own claims, so duplicates within it are caught too."""
         first = job.bodies[0][0]
         if job.idempotency_key is not None:
-            ident = (job.key_id, job.idempotency_key)
+            ident = (job.org_id, job.idempotency_key)
             seen = known.get(ident)
             if seen is not None:
                 if seen[0] != job.request_hash:
                     return conflict()
                 return seen[1], False
             known[ident] = (job.request_hash, first)
-            claims.append((job.key_id, job.idempotency_key, job.request_hash, first, chain.created))
+            claims.append(  # in CLAIM_COLUMNS order
+                (job.org_id, job.idempotency_key, job.key_id, job.request_hash, first,
+                 chain.created)
+            )  # fmt: skip
         for decision_id, kind, text in job.bodies:
             chain.append(key_id=job.key_id, kind=kind, text=text, decision_id=decision_id)
         return first, True

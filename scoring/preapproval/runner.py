@@ -27,7 +27,7 @@ from scoring.preapproval.members import (
 from scoring.preapproval.plan import MemberRequest, plan_preapproval, resolve_members
 
 log = logging.getLogger(__name__)
-OPERATOR_KEY = "operator-cli"  # the key_id the `preapprove` command records under
+OPERATOR_KEY = "operator-cli"  # the key_id (and owner) the `preapprove` command records under
 
 
 def requested_members(job: Job) -> list[MemberRequest] | None:
@@ -77,7 +77,7 @@ def run_job(
     todo = [
         n
         for n, (ident, request) in enumerate(requests)
-        if state.ledger.replay(key_id=job.key_id, idempotency_key=ident, request=request) is None
+        if state.ledger.replay(org_id=job.org_id, idempotency_key=ident, request=request) is None
     ]
     # chunk number -> its rows here, or a future of them on a cluster
     decided: dict[int, Any]
@@ -101,6 +101,7 @@ def run_job(
             pairs = decided[n] if isinstance(runner, LocalRunner) else decided[n].result()
             _, written = state.ledger.record(
                 key_id=job.key_id,
+                org_id=job.org_id,
                 idempotency_key=ident,
                 request=request,
                 bodies=[body for _, body in pairs],
@@ -122,6 +123,7 @@ def run_job(
     }
     state.ledger.record(
         key_id=job.key_id,
+        org_id=job.org_id,
         idempotency_key=f"job:{job.job_id}:batch",
         request={"job_id": job.job_id, "batch": True},
         bodies=[(batch_decision_id(job.job_id), "coop_batch", context | {"summary": summary})],

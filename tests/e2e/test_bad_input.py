@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.factories import applications, running_server
+from tests.factories import api_client, applications, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -59,13 +59,22 @@ def test_the_bad_input_corpus_gets_problem_documents(server, source, served):
         "not JSON": b"farmer_id=F0000",
         "a string amount": body.replace("800000", '"800000"', 1).encode(),
     }
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with api_client(base, timeout=30) as client:
         answers = {name: client.post("/v1/score", content=raw, headers=auth)
                    for name, raw in corpus.items()}  # fmt: skip
         answers["unknown path"] = client.get("/v1/nothing-here")
         answers["wrong method"] = client.delete("/v1/score", headers=auth)
         answers["no key"] = client.post("/v1/score", content=body, headers={
             "content-type": "application/json"})  # fmt: skip
+    with httpx.Client(base_url=base, timeout=30) as bare:  # sends no Idempotency-Key
+        answers["no Idempotency-Key"] = bare.post("/v1/score", content=body, headers=auth)
+        answers["no Idempotency-Key, pre-approval"] = bare.post(
+            "/v1/coops/C000/preapprovals", json={"contract_id": "K0000"}, headers=auth
+        )
+
+    for name in ("no Idempotency-Key", "no Idempotency-Key, pre-approval"):
+        assert answers[name].status_code == 400, answers[name].text
+        assert answers[name].json()["code"] == "idempotency_key_invalid"
 
     for name, answer in answers.items():
         assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text)

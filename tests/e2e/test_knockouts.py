@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pandas as pd
 import pytest
 
 from features.feature_store import write_feature_store
 from scoring.config import DEFAULT_POLICY
 from scoring.decide.data import FeatureSource
-from tests.factories import copy_world, running_server
+from tests.factories import api_client, copy_world, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +78,7 @@ def test_each_knockout_and_refer_comes_back_over_http(served, knockout_world, tm
             _,
             _,
         ),
-        httpx.Client(base_url=base, timeout=60) as client,
+        api_client(base, timeout=60) as client,
     ):
         headers = {"Authorization": f"Bearer {keys['lender']}"}
         made = {
@@ -120,7 +119,7 @@ def test_stale_imagery_refers_over_http_and_is_recorded(served, tmp_path):
         running_server(served.world, served.training, ledger_url, tmp_path, extra_env=env) as (
             base, keys, _, _,
         ),
-        httpx.Client(base_url=base, timeout=60) as client,
+        api_client(base, timeout=60) as client,
     ):  # fmt: skip
         headers = {"Authorization": f"Bearer {keys['lender']}"}
         answers = [

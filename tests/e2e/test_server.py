@@ -15,7 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scoring.decide.data import FeatureSource
 from scoring.ledger.repo import Ledger
-from tests.factories import applications, coop_contracts, fresh_postgres_url, running_server
+from tests.factories import (
+    api_client,
+    applications,
+    coop_contracts,
+    fresh_postgres_url,
+    running_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +40,7 @@ def test_a_hundred_concurrent_duplicates_make_exactly_one_ledger_row(server, sou
     body = applications(source, served.world, 1)[0]
     headers = {"Authorization": f"Bearer {keys['lender']}", "Idempotency-Key": "race-1"}
 
-    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(16) as pool:
+    with api_client(base, timeout=60) as client, ThreadPoolExecutor(16) as pool:
         responses = list(
             pool.map(lambda _: client.post("/v1/score", json=body, headers=headers), range(100))
         )
@@ -56,7 +62,7 @@ def two_workers(served, tmp_path):
 
 def _workers_of(base: str, connections: int) -> list[int]:
     """The worker behind each of `connections` keep-alive connections opened together."""
-    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(connections)]
+    clients = [api_client(base, timeout=30) for _ in range(connections)]
     try:
         return [client.get("/healthz").json()["worker"] for client in clients]
     finally:
@@ -76,7 +82,7 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
 
     def post(i: int) -> httpx.Response:
         # fresh connections, so both workers decide: the same key races across processes
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with api_client(base, timeout=60) as client:
             key = "shared" if i % 2 else f"own-{i}"
             body = bodies[0] if i % 2 else bodies[i // 2]
             return client.post("/v1/score", json=body, headers=auth | {"Idempotency-Key": key})
@@ -95,7 +101,7 @@ def test_two_workers_share_the_port_and_one_ledger(two_workers, source, served):
         cpus = [_cpus_of(pid) for pid in set(pids)]
         assert all(len(c) == 1 for c in cpus) and cpus[0] != cpus[1], cpus
     # whichever worker answers /metrics reports both workers' requests and decisions
-    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(2)]
+    clients = [api_client(base, timeout=30) for _ in range(2)]
     try:
         scrapes = {c.get("/healthz").json()["worker"]: _samples(c.get("/metrics").text)
                    for c in clients}  # fmt: skip
@@ -146,7 +152,7 @@ def test_a_worker_that_dies_is_replaced_and_new_connections_are_answered(two_wor
 def test_server_approves_and_declines_with_reasons_over_http(server, source, served):
     base, keys, _, _ = server
     lender = {"Authorization": f"Bearer {keys['lender']}"}
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with api_client(base, timeout=30) as client:
         decisions = [
             client.post("/v1/score", json=b, headers=lender).json()
             for b in applications(source, served.world, 40)
@@ -163,7 +169,7 @@ def test_reload_under_load_answers_every_request_with_one_version(server, source
     bodies = applications(source, served.world, 10)
     lender = {"Authorization": f"Bearer {keys['lender']}"}
 
-    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(4) as pool:
+    with api_client(base, timeout=30) as client, ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(client.post, "/v1/score", json=b, headers=lender) for b in bodies]
         reload = client.post(
             "/v1/models/reload", headers={"Authorization": f"Bearer {keys['scientist']}"}
@@ -177,7 +183,7 @@ def test_reload_under_load_answers_every_request_with_one_version(server, source
 
 def test_ledger_verify_command_checks_what_the_server_wrote(server, source, served, monkeypatch):
     base, keys, ledger_url, _ = server
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with api_client(base, timeout=30) as client:
         for body in applications(source, served.world, 3):
             client.post(
                 "/v1/score", json=body, headers={"Authorization": f"Bearer {keys['lender']}"}
@@ -212,7 +218,7 @@ def test_a_job_interrupted_by_a_killed_server_resumes_after_restart(served, sour
     run = (served.world, served.training, ledger_url)
     with running_server(*run, tmp_path / "first", extra_env=slow_jobs) as (base, keys, _, _):
         auth = {"Authorization": f"Bearer {keys['lender']}"}
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with api_client(base, timeout=30) as client:
             url = f"/v1/coops/{coop_id}/preapprovals"
             job_id = client.post(url, json={"contract_id": contract_id}, headers=auth).json()[
                 "job_id"
@@ -228,7 +234,7 @@ def test_a_job_interrupted_by_a_killed_server_resumes_after_restart(served, sour
     book = Ledger(ledger_url)
     at_kill = book.count()
     with running_server(*run, tmp_path / "second", extra_env=slow_jobs) as (base, _, _, _):
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with api_client(base, timeout=30) as client:
             deadline = time.monotonic() + 60
             while (job := client.get(f"/v1/preapprovals/{job_id}", headers=auth).json())[
                 "status"
@@ -252,7 +258,7 @@ def test_workers_listening_on_the_port_themselves_serve_one_ledger(served, sourc
         bodies = applications(source, served.world, 10)
 
         def post(i: int) -> httpx.Response:
-            with httpx.Client(base_url=base, timeout=60) as client:
+            with api_client(base, timeout=60) as client:
                 return client.post("/v1/score", json=bodies[i], headers=auth)
 
         with ThreadPoolExecutor(5) as pool:
@@ -278,7 +284,7 @@ def test_a_trained_champion_decides_over_http(trained_served, tmp_path):
         _,
     ):
         lender = {"Authorization": f"Bearer {keys['lender']}"}
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with api_client(base, timeout=30) as client:
             decisions = [
                 client.post("/v1/score", json=b, headers=lender).json()
                 for b in applications(source, trained_served.world, 40)

@@ -187,8 +187,8 @@ def test_keys_roles_and_revocation(client, state, body):
     )
     coop = bearer(state, "coop", coop_id="C000")
     assert client.post("/v1/score", json=body, headers=coop).status_code == 403
-    key_id, secret = create_key(state.ledger.keys, role="lender", name="to revoke")
-    assert state.ledger.keys.revoke(key_id)
+    made, secret = create_key(state.ledger.keys, role="lender", name="to revoke")
+    assert state.ledger.keys.revoke(made.key_id)
     revoked = client.post("/v1/score", json=body, headers={"Authorization": f"Bearer {secret}"})
     assert revoked.status_code == 401
 
@@ -677,10 +677,12 @@ def test_a_changed_feature_snapshot_is_refused_at_start_naming_the_file(served, 
         FeatureSource.load(world)
 
 
-@pytest.mark.parametrize("sent", ["", "   "])
-def test_an_empty_idempotency_key_is_a_400_problem_and_writes_nothing(client, state, body,
-                                                                       source, sent):  # fmt: skip
-    headers = bearer(state) | {"Idempotency-Key": sent}
+@pytest.mark.parametrize("sent", [None, "", "   "])
+def test_a_missing_or_empty_idempotency_key_is_a_400_problem_and_writes_nothing(
+    client, state, body, source, sent
+):
+    client.fills_idempotency_keys = False
+    headers = bearer(state) | ({} if sent is None else {"Idempotency-Key": sent})
     coop_id, contract_id = coop_contracts(source)[0]
 
     scored = client.post("/v1/score", json=body, headers=headers)

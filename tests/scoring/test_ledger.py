@@ -19,6 +19,7 @@ def _fill(ledger, n: int = 5) -> None:
     for i in range(n):
         ledger.record(
             key_id="k",
+            org_id="k",
             idempotency_key=f"i{i}",
             request={"n": i},
             bodies=[(f"d{i}", "score", {"pd": i / 10})],
@@ -66,17 +67,27 @@ def test_any_edit_deletion_or_reordering_is_detected(ledger, tamper):
 
 
 def test_idempotency_key_reused_with_another_request_writes_nothing(ledger):
-    ledger.record(key_id="k", idempotency_key="x", request={"a": 1}, bodies=[("d1", "score", {})])
+    ledger.record(
+        key_id="k", org_id="k", idempotency_key="x", request={"a": 1}, bodies=[("d1", "score", {})]
+    )
 
     with pytest.raises(IdempotencyConflictError):
         ledger.record(
-            key_id="k", idempotency_key="x", request={"a": 2}, bodies=[("d2", "score", {})]
+            key_id="k",
+            org_id="k",
+            idempotency_key="x",
+            request={"a": 2},
+            bodies=[("d2", "score", {})],
         )
 
     assert ledger.count() == 1
     # another key may use the same idempotency key for its own request
     assert ledger.record(
-        key_id="k2", idempotency_key="x", request={"a": 2}, bodies=[("d3", "score", {})]
+        key_id="k2",
+        org_id="k2",
+        idempotency_key="x",
+        request={"a": 2},
+        bodies=[("d3", "score", {})],
     ) == ("d3", True)
 
 
@@ -87,6 +98,7 @@ def test_concurrent_requests_with_one_key_make_exactly_one_decision(ledger):
         results.append(
             ledger.record(
                 key_id="k",
+                org_id="k",
                 idempotency_key="same",
                 request={"a": 1},
                 bodies=[(f"d{i}", "score", {"i": i})],
@@ -106,10 +118,13 @@ def test_concurrent_requests_with_one_key_make_exactly_one_decision(ledger):
 
 
 def test_a_batch_wider_than_one_statement_is_written_whole_and_in_order(ledger):
-    ledger.record(key_id="k", idempotency_key="old", request={"a": 1}, bodies=[("d0", "s", {})])
+    ledger.record(
+        key_id="k", org_id="k", idempotency_key="old", request={"a": 1}, bodies=[("d0", "s", {})]
+    )
     futures = [
         ledger.submit(
             key_id="k",
+            org_id="k",
             idempotency_key=f"new-{i}",
             request={"i": i},
             bodies=[(f"n{i}", "s", {"i": i})],
@@ -118,12 +133,15 @@ def test_a_batch_wider_than_one_statement_is_written_whole_and_in_order(ledger):
     ]
     wide = ledger.submit(
         key_id="k",
+        org_id="k",
         idempotency_key="wide",
         request={"w": 1},
         bodies=[(f"w{i}", "s", {"i": i}) for i in range(600)],
     )
     again, clash = (
-        ledger.submit(key_id="k", idempotency_key="old", request={"a": a}, bodies=[(d, "s", {})])
+        ledger.submit(
+            key_id="k", org_id="k", idempotency_key="old", request={"a": a}, bodies=[(d, "s", {})]
+        )
         for a, d in ((1, "x"), (2, "y"))
     )
 
@@ -164,6 +182,7 @@ def test_jobs_handed_over_together_act_as_if_recorded_one_by_one(tmp_path_factor
         futures = [
             ledger.submit(
                 key_id=key_id,
+                org_id=key_id,
                 idempotency_key=ident,
                 request={"r": request},
                 bodies=[(f"d{n}-{b}", "s", {"n": n}) for b in range(bodies)],
@@ -201,15 +220,17 @@ def test_a_caller_that_gave_up_writes_nothing_and_the_writer_goes_on(tmp_path):
         with open(tmp_path / "l.db.write-lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # the writer waits as for another worker
             kept = ledger.submit(
-                key_id="k", idempotency_key="a", request={}, bodies=[("d1", "s", {})]
+                key_id="k", org_id="k", idempotency_key="a", request={}, bodies=[("d1", "s", {})]
             )
             gone = ledger.submit(
-                key_id="k", idempotency_key="b", request={}, bodies=[("d2", "s", {})]
+                key_id="k", org_id="k", idempotency_key="b", request={}, bodies=[("d2", "s", {})]
             )
             assert gone.cancel()  # e.g. the request's task was cancelled while it waited
             fcntl.flock(lock, fcntl.LOCK_UN)
         assert kept.result(timeout=10) == ("d1", True)
-        later = ledger.submit(key_id="k", idempotency_key="c", request={}, bodies=[("d3", "s", {})])
+        later = ledger.submit(
+            key_id="k", org_id="k", idempotency_key="c", request={}, bodies=[("d3", "s", {})]
+        )
         assert later.result(timeout=10) == ("d3", True)
         assert ledger.count() == 2 and ledger.verify().ok
     finally:
@@ -219,8 +240,12 @@ def test_a_caller_that_gave_up_writes_nothing_and_the_writer_goes_on(tmp_path):
 def test_replay_many_answers_each_request_as_replay_would_alone(ledger):
     from scoring.errors import IdempotencyConflictError
 
-    ledger.record(key_id="k", idempotency_key="a", request={"x": 1}, bodies=[("d1", "s", {})])
-    ledger.record(key_id="k", idempotency_key="b", request={"x": 2}, bodies=[("d2", "s", {})])
+    ledger.record(
+        key_id="k", org_id="k", idempotency_key="a", request={"x": 1}, bodies=[("d1", "s", {})]
+    )
+    ledger.record(
+        key_id="k", org_id="k", idempotency_key="b", request={"x": 2}, bodies=[("d2", "s", {})]
+    )
 
     found = ledger.replay_many(
         [("k", "a", {"x": 1}), ("k", "b", {"x": 1}), ("k", "c", {"x": 1}), ("other", "a", {"x": 1})]
@@ -229,9 +254,9 @@ def test_replay_many_answers_each_request_as_replay_would_alone(ledger):
     assert found[0] == "d1"
     assert isinstance(found[1], IdempotencyConflictError)
     assert found[2] is None and found[3] is None
-    assert ledger.replay(key_id="k", idempotency_key="a", request={"x": 1}) == "d1"
+    assert ledger.replay(org_id="k", idempotency_key="a", request={"x": 1}) == "d1"
     with pytest.raises(IdempotencyConflictError):
-        ledger.replay(key_id="k", idempotency_key="b", request={"x": 1})
+        ledger.replay(org_id="k", idempotency_key="b", request={"x": 1})
 
 
 def test_a_dropped_postgresql_connection_is_replaced_and_no_acknowledged_decision_lost():
@@ -245,8 +270,9 @@ def test_a_dropped_postgresql_connection_is_replaced_and_no_acknowledged_decisio
     acknowledged = []
     for i in range(5):
         assert book.replay_many([("k", f"i{i}", {"n": i})]) == [None]
-        acknowledged.append(book.record(key_id="k", idempotency_key=f"i{i}", request={"n": i},
-                                        bodies=[(f"d{i}", "score", {"n": i})])[0])  # fmt: skip
+        recorded = book.record(key_id="k", org_id="k", idempotency_key=f"i{i}",
+                               request={"n": i}, bodies=[(f"d{i}", "score", {"n": i})])  # fmt: skip
+        acknowledged.append(recorded[0])
     admin = sa.create_engine(url.split("?")[0])
     with admin.begin() as conn:  # what an operator's or a failover's kill does
         killed = conn.execute(sa.text(
@@ -257,7 +283,7 @@ def test_a_dropped_postgresql_connection_is_replaced_and_no_acknowledged_decisio
 
     started = time.monotonic()
     assert book.replay_many([("k", "i0", {"n": 0})]) == [acknowledged[0]]
-    after = book.record(key_id="k", idempotency_key="i9", request={"n": 9},
+    after = book.record(key_id="k", org_id="k", idempotency_key="i9", request={"n": 9},
                         bodies=[("d9", "score", {"n": 9})])  # fmt: skip
     recovered = time.monotonic() - started
 

@@ -23,7 +23,7 @@ def keyed(request: pytest.FixtureRequest, tmp_path):
     book = Ledger(url, key=key, checkpoint_path=tmp_path / "ledger.checkpoint")
     book.migrate()
     for i in range(40):
-        book.record(key_id="k", idempotency_key=f"i{i}", request={"n": i},
+        book.record(key_id="k", org_id="k", idempotency_key=f"i{i}", request={"n": i},
                     bodies=[(f"d{i:02}", "score", {"pd": i / 100})])  # fmt: skip
     assert book.checkpoint() is not None
     yield book
@@ -121,7 +121,7 @@ def test_ledger_verify_names_an_empty_ledger_and_a_broken_one(tmp_path, monkeypa
         book = Ledger.open(get_settings())
         book.migrate()
         for i in range(3):
-            book.record(key_id="k", idempotency_key=f"i{i}", request={"n": i},
+            book.record(key_id="k", org_id="k", idempotency_key=f"i{i}", request={"n": i},
                         bodies=[(f"d{i}", "score", {"pd": i / 10})])  # fmt: skip
         book.close()  # checkpoints on close
         ok = CliRunner().invoke(main, ["ledger", "verify"])

@@ -353,9 +353,11 @@ def test_csv_of_an_unfinished_job_is_refused_with_its_progress(client, state, so
     from scoring.ledger.keys import create_key
 
     coop_id = coop[0]
-    key_id, secret = create_key(state.ledger.keys, role="lender", name="csv")
+    made, secret = create_key(state.ledger.keys, role="lender", name="csv")
     # leased to a worker that has not finished
-    held = every_member_job(JobStore(state.ledger), source, coop, key_id=key_id)
+    held = every_member_job(
+        JobStore(state.ledger), source, coop, key_id=made.key_id, org_id=made.org_id
+    )
     auth = {"Authorization": f"Bearer {secret}"}
 
     as_csv = client.get(f"/v1/preapprovals/{held.job_id}", headers=auth | {"Accept": "text/csv"})

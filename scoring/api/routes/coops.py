@@ -11,8 +11,8 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from scoring.api.deps import CoopOrLenderDep, StateDep
-from scoring.api.schemas import MAX_IDEMPOTENCY_KEY, PreapprovalJob, PreapprovalRequest, Problem
+from scoring.api.deps import CoopOrLenderDep, IdempotencyKeyHeader, StateDep
+from scoring.api.schemas import PreapprovalJob, PreapprovalRequest, Problem
 from scoring.errors import JobNotFinishedError, NotFoundError, checked_idempotency_key
 from scoring.ledger.jobs import Job
 from scoring.ledger.keys import ApiKey
@@ -32,7 +32,7 @@ def _own_coop(key: ApiKey, coop_id: str) -> None:
 
 def _visible(job: Job | None, key: ApiKey, job_id: str) -> Job:
     if job is None or not (
-        job.key_id == key.key_id or (key.role == "coop" and key.coop_id == job.coop_id)
+        job.org_id == key.org_id or (key.role == "coop" and key.coop_id == job.coop_id)
     ):
         raise NotFoundError(f"pre-approval {job_id} not found", field="job_id")
     return job
@@ -69,7 +69,7 @@ async def create_preapproval(
     state: StateDep,
     key: CoopOrLenderDep,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
+    idempotency_key: IdempotencyKeyHeader,
 ) -> Response:
     """Pre-approve input loans for a co-op's members under one of its contracts. Up to
     `preapproval_sync_members` members are answered at once (200, with every member's
@@ -89,6 +89,7 @@ async def create_preapproval(
     job, created = await run_in_threadpool(
         runner.store.create,
         key_id=key.key_id,
+        org_id=key.org_id,
         idempotency_key=checked_idempotency_key(idempotency_key),
         coop_id=coop_id,
         contract_id=body.contract_id,

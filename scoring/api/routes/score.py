@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from scoring.api.deps import DecisionsDep, LenderDep, StateDep
+from scoring.api.deps import DecisionsDep, IdempotencyKeyHeader, LenderDep, StateDep
 from scoring.api.schemas import (
-    MAX_IDEMPOTENCY_KEY,
     CoopBatchRecord,
     MemberDecisionRecord,
     NoticePublic,
@@ -34,7 +33,7 @@ async def create_score(
     body: ScoreRequest,
     decisions: DecisionsDep,
     key: LenderDep,
-    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
+    idempotency_key: IdempotencyKeyHeader,
 ) -> JSONResponse:
     """Decide an input-loan application: approve, refer or decline, with the probability of
     default, limit, price, due date, payments to suppliers and up to four reasons."""
@@ -55,9 +54,9 @@ async def create_score(
     responses=ERRORS,
 )
 def read_decision(decision_id: str, state: StateDep, key: LenderDep) -> dict[str, Any]:
-    """A decision this key made, as recorded: an application's (as `POST /v1/score`
-    answered it), a co-op member's pre-approval, or a pre-approval's co-op summary. Others'
-    decisions are not found."""
+    """A decision your organisation made (with any of its keys, revoked ones too), as
+    recorded: an application's (as `POST /v1/score` answered it), a co-op member's
+    pre-approval, or a pre-approval's co-op summary. Others' decisions are not found."""
     return decision_view(_own(state, key, decision_id))
 
 
@@ -84,7 +83,7 @@ def read_notice(decision_id: str, state: StateDep, key: LenderDep) -> dict[str, 
 
 def _own(state: ServiceState, key: ApiKey, decision_id: str) -> StoredDecision:
     stored = state.ledger.get(decision_id)
-    if stored is None or stored.key_id != key.key_id:
+    if stored is None or stored.org_id != key.org_id:
         raise NotFoundError(f"decision {decision_id} not found", field="decision_id")
     return stored
 
