@@ -360,6 +360,11 @@ class ValidatingClient(TestClient):
         self.answered.add((method.upper(), template))
         kind = response.headers.get("content-type", "")
         status = response.status_code
+        statuses = self.app.openapi()["paths"][template][method.lower()]["responses"]
+        assert str(status) in statuses or (status < 300 and "200" in statuses), (
+            f"{method} {template} answered {status}, which its OpenAPI entry does not declare "
+            f"(it declares {sorted(statuses)})"
+        )
         declared = declared_models(self.app, method, template, status)
         if status >= 400 and declared != [schemas.Readiness]:
             assert kind.startswith("application/problem+json"), (

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from scoring.api.contract import install_error_contract
 from scoring.api.docs import add_docs
 from scoring.api.errors import add_problem_handlers
 from scoring.api.fast_path import SCORE_PATH, ScoreFastPath
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(health.router)
     add_docs(app)
+    install_error_contract(app)
 
     add_problem_handlers(app)
     if settings.score_fast_path:

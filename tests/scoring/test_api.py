@@ -734,6 +734,46 @@ def test_when_the_ledger_cannot_commit_requests_get_503_and_readiness_says_why(c
     assert again.status_code == 200 and state.ledger.count() == 1
 
 
+def test_openapi_describes_every_field_with_units_and_every_error_as_a_problem(client):
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    undescribed = [
+        f"{name}.{field}"
+        for name, schema in schemas.items()
+        for field, declared in schema.get("properties", {}).items()
+        if not declared.get("description")
+    ]
+    assert undescribed == []
+    money = [
+        (f"{name}.{field}", declared["description"])
+        for name, schema in schemas.items()
+        for field, declared in schema.get("properties", {}).items()
+        if field.endswith("_minor")
+    ]
+    assert money and all("minor" in text for _, text in money), money
+    assert "HTTPValidationError" not in schemas  # a 422 is a problem document too
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"408", "500"} <= set(responses), (method, template)
+            for status, response in responses.items():
+                if int(status) >= 400 and template != "/readyz":
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        method,
+                        template,
+                        status,
+                    )
+    for template in ("/v1/score", "/v1/coops/{coop_id}/preapprovals"):
+        header = next(
+            p
+            for p in spec["paths"][template]["post"]["parameters"]
+            if p["name"] == "idempotency-key"
+        )
+        assert header["in"] == "header" and header["required"] is True
+        assert "503" in spec["paths"][template]["post"]["responses"]
+
+
 def test_docs_work_offline_and_openapi_declares_the_bearer_scheme(client):
     page = client.get("/docs")
     spec = client.get("/openapi.json").json()

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from scoring.api.contract import problems
 from scoring.api.deps import CoopOrLenderDep, IdempotencyKeyHeader, StateDep
-from scoring.api.schemas import PreapprovalJob, PreapprovalRequest, Problem
+from scoring.api.schemas import PreapprovalJob, PreapprovalRequest
 from scoring.errors import JobNotFinishedError, NotFoundError, checked_idempotency_key
 from scoring.ledger.jobs import Job
 from scoring.ledger.keys import ApiKey
@@ -20,9 +21,6 @@ from scoring.preapproval.members import results_csv
 from scoring.preapproval.plan import MemberRequest, resolve_members
 
 router = APIRouter(prefix="/v1", tags=["co-op pre-approval"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": Problem} for s in (400, 401, 403, 404, 409, 413, 422)
-}
 
 
 def _own_coop(key: ApiKey, coop_id: str) -> None:
@@ -61,7 +59,8 @@ def _body(job: Job, members: list[dict[str, Any]] | None) -> dict[str, Any]:
 @router.post(
     "/coops/{coop_id}/preapprovals",
     response_model=PreapprovalJob,
-    responses=ERRORS | {202: {"model": PreapprovalJob}},
+    responses=problems(400, 401, 403, 404, 413, 422, 503)
+    | {202: {"model": PreapprovalJob, "description": "Accepted as a job: follow Location"}},
 )
 async def create_preapproval(
     coop_id: Annotated[str, Path(examples=["C015"])],
@@ -121,7 +120,8 @@ async def create_preapproval(
 @router.get(
     "/preapprovals/{job_id}",
     response_model=PreapprovalJob,
-    responses=ERRORS | {200: {"content": {"text/csv": {}}}},
+    responses=problems(401, 403, 404, 409)
+    | {200: {"content": {"text/csv": {}}, "description": "The job, or its members as CSV"}},
 )
 async def read_preapproval(
     job_id: str,

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from scoring.api.contract import problems
 from scoring.api.deps import ReaderDep, ScientistDep, StateDep
-from scoring.api.schemas import ChampionPublic, Problem
+from scoring.api.schemas import ChampionPublic
 from scoring.decide.model_store import ServedModel
 from scoring.errors import ModelRefusedError
 from training.artifact import ModelIntegrityError
@@ -15,7 +16,6 @@ from training.promotion import UngatedModelError
 from training.signing import SigningKeyError
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": Problem} for s in (401, 403, 409)}
 
 
 def _public(served: ServedModel) -> dict[str, Any]:
@@ -28,13 +28,13 @@ def _public(served: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/champion", response_model=ChampionPublic)
+@router.get("/champion", response_model=ChampionPublic, responses=problems(401, 403))
 def read_champion(state: StateDep, _key: ReaderDep) -> dict[str, Any]:
     """The model version being served."""
     return _public(state.models.current)
 
 
-@router.post("/reload", response_model=ChampionPublic, responses=ERRORS)
+@router.post("/reload", response_model=ChampionPublic, responses=problems(401, 403, 409))
 def reload_champion(state: StateDep, _key: ScientistDep) -> dict[str, Any]:
     """Load the version the champion alias points at now, if it is gated (a passing gate
     record signed for its exact files); requests in flight finish on the version they

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from scoring.api.contract import problems
 from scoring.api.deps import DecisionsDep, IdempotencyKeyHeader, LenderDep, StateDep
 from scoring.api.schemas import (
     CoopBatchRecord,
     MemberDecisionRecord,
     NoticePublic,
-    Problem,
     ScoreRequest,
     ScoreResponse,
 )
@@ -23,12 +23,11 @@ from scoring.ledger.keys import ApiKey
 from scoring.ledger.repo import StoredDecision
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": Problem} for s in (400, 401, 403, 404, 413, 422)
-}
 
 
-@router.post("/score", response_model=ScoreResponse, responses=ERRORS)
+@router.post(
+    "/score", response_model=ScoreResponse, responses=problems(400, 401, 403, 404, 413, 422, 503)
+)
 async def create_score(
     body: ScoreRequest,
     decisions: DecisionsDep,
@@ -51,7 +50,7 @@ async def create_score(
 @router.get(
     "/decisions/{decision_id}",
     response_model=ScoreResponse | MemberDecisionRecord | CoopBatchRecord,
-    responses=ERRORS,
+    responses=problems(401, 403, 404),
 )
 def read_decision(decision_id: str, state: StateDep, key: LenderDep) -> dict[str, Any]:
     """A decision your organisation made (with any of its keys, revoked ones too), as
@@ -63,7 +62,7 @@ def read_decision(decision_id: str, state: StateDep, key: LenderDep) -> dict[str
 @router.get(
     "/decisions/{decision_id}/notice",
     response_model=NoticePublic,
-    responses=ERRORS | {409: {"model": Problem}},
+    responses=problems(401, 403, 404, 409),
 )
 def read_notice(decision_id: str, state: StateDep, key: LenderDep) -> dict[str, Any]:
     """The adverse-action notice of a declined or referred decision, in plain words: the
