@@ -39,7 +39,8 @@ def decide_again(
         app = Application(str(loan.loan_id), str(loan.farmer_id), str(loan.contract_id),
                           int(loan.amount_minor), ())  # fmt: skip
         (outcome,) = evaluate_applications([app], source=source, model=model, policy=policy,
-                                           as_of=pd.Timestamp(loan.applied_at))  # fmt: skip
+                                           as_of=pd.Timestamp(loan.applied_at),
+                                           counteroffers=False)  # fmt: skip
         rows.append((loan.loan_id, loan.farmer_id, outcome.decision.decision))
         if progress is not None:
             progress(1)

@@ -7,18 +7,20 @@ and the policy's limit. The model rises monotonically in that ratio (a LightGBM 
 constraint), the calibrator and the band cut-offs are monotone, and a better band never
 lowers the advance rate, so the amounts that are approved at exactly the amount asked form
 one range from the policy's smallest loan upwards. A binary search over whole thousands of
-minor units (the policy's limit granularity) finds its top; every probe is decided by the
-policy's own `decide`, and the answer is re-decided once more before it is offered. The
+minor units (the policy's limit granularity) finds its top. The smallest loan is decided by
+the policy's own `decide`; the probes above it by its `terms` alone, since its `screen`
+(knock-outs, imagery) does not depend on the amount and already passed; the answer is
+re-decided whole once more before it is offered. The
 offer never exceeds the request, except up to the policy's smallest loan when less was asked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from scoring.decide.policy import Case, Decision, Policy, decide
+from scoring.decide.policy import Case, Decision, Policy, decide, terms
 from scoring.decide.predictor import Predictor
 
 STEP_MINOR = 1000  # limits are whole thousands of minor units (policy._limit)
@@ -48,7 +50,7 @@ def _cases_at(
     pds = model.predict_pd(rows)
     bands = [str(b) for b in model.scaler.band(pds)]
     return [
-        replace(c, requested_minor=int(a), pd=float(p), band=b)
+        c.at(a, p, b)
         for c, a, p, b in zip(cases, amounts.tolist(), pds.tolist(), bands, strict=True)
     ]
 
@@ -56,6 +58,12 @@ def _cases_at(
 def _approved_as_asked(case: Case, policy: Policy) -> tuple[bool, Decision]:
     d = decide(case, policy)
     return d.decision == "approve" and d.limit_minor == case.requested_minor, d
+
+
+def _terms_approve_as_asked(case: Case, policy: Policy) -> bool:
+    # a probe of a case whose screen passed with no refers (its smallest loan was approved)
+    d = terms(case, policy, [])
+    return d.decision == "approve" and d.limit_minor == case.requested_minor
 
 
 def search(
@@ -81,7 +89,7 @@ def search(
             break
         mid = (lo[open_] + hi[open_] + 1) // 2
         probes = _cases_at([cases[i] for i in open_], x[open_], mid * STEP_MINOR, model, column)
-        ok = np.array([_approved_as_asked(c, policy)[0] for c in probes])
+        ok = np.array([_terms_approve_as_asked(c, policy) for c in probes])
         lo[open_] = np.where(ok, mid, lo[open_])
         hi[open_] = np.where(ok, hi[open_], mid - 1)
     found = np.flatnonzero(possible)

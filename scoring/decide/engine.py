@@ -269,11 +269,14 @@ def evaluate_applications(
     policy: Policy,
     as_of: pd.Timestamp,
     reasons_for: str = "declined_or_referred",
+    counteroffers: bool = True,
 ) -> list[Outcome]:
     """Decide a batch of (already checked) applications at `as_of`, vectorised.
 
     `reasons_for` = "all" computes contributions for every row; by default only rows that
     are not approved get them (contributions cost far more than predictions).
+    `counteroffers` = False leaves out the counteroffer search (where only the decision is
+    wanted: the audit of a season's decisions).
     """
     rows = feature_rows(apps, source, as_of)
     x = rows.matrix(model.feature_names)
@@ -306,7 +309,9 @@ def evaluate_applications(
         )
         cases.append(case)
         decisions.append(decide(case, policy))
-    refused = [i for i, d in enumerate(decisions) if d.decision != "approve"]
+    refused = (
+        [i for i, d in enumerate(decisions) if d.decision != "approve"] if counteroffers else []
+    )
     offers = dict(
         zip(refused, search([cases[i] for i in refused], x[refused], model, policy), strict=True)
     )

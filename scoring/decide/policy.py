@@ -113,6 +113,14 @@ class Case:
     arrears_days: float  # days past due of the applicant's worst outstanding loan now
     as_of: Timestamp
 
+    def at(self, requested_minor: int, pd: float, band: str) -> Case:
+        """The same application at another amount, with that amount's PD and band. Built
+        without `__init__` (0.5 us, not 4 us as `dataclasses.replace`): the counteroffer
+        search builds one per probe."""
+        moved = object.__new__(Case)
+        moved.__dict__.update(self.__dict__, requested_minor=requested_minor, pd=pd, band=band)
+        return moved
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -152,6 +160,15 @@ def _days(n: int) -> pd.Timedelta:
 
 def decide(case: Case, policy: Policy) -> Decision:
     """Approve, refer or decline one application, with the limit, price and due date."""
+    declines, refers = screen(case, policy)
+    if declines:
+        return Decision("decline", 0, None, None, declines + refers)
+    return terms(case, policy, refers)
+
+
+def screen(case: Case, policy: Policy) -> tuple[list[Reason], list[Reason]]:
+    """The checks that do not depend on the amount, PD or band: the knock-outs that
+    decline and the missing or stale imagery that refers."""
     k = policy.knockouts
     declines: list[Reason] = []
     refers: list[Reason] = []
@@ -182,8 +199,13 @@ def decide(case: Case, policy: Policy) -> Decision:
                 "Satellite images show little of the declared field cultivated.",
             )
         )
-    if declines:
-        return Decision("decline", 0, None, None, declines + refers)
+    return declines, refers
+
+
+def terms(case: Case, policy: Policy, refers: list[Reason]) -> Decision:
+    """The decision on an application that passed `screen` (with its refers): the limit,
+    the PD cut-offs, price and due date; all that changes with the amount asked."""
+    refers = list(refers)
     limit = _limit(case, policy)
     if limit < policy.limits.min_loan_minor:
         refers.append(
