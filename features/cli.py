@@ -108,10 +108,23 @@ def data() -> None:
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--no-rasters", is_flag=True, help="Skip opening and reading scene files.")
 def validate(data_dir: Path, no_rasters: bool) -> None:
-    """Check every table, field boundary and scene in DATA_DIR against its declaration."""
-    from features.validation import validate_dir
+    """Check every table, field boundary and scene in DATA_DIR against its declaration
+    (a store's arrival log, or a directory of table files)."""
+    from features.arrival_log import ArrivalLog
+    from features.validation import ValidationReport, validate_dir
 
-    report = validate_dir(data_dir, check_rasters=not no_rasters)
+    if ArrivalLog.present(data_dir):
+        report = ValidationReport(data_dir)
+        try:
+            report.tables = ArrivalLog(data_dir).tables()
+        except TableValidationError as exc:
+            report.problems = exc.problems
+        if report.ok and not no_rasters:
+            from features.satellite.scenes import check_scene_files
+
+            report.problems = check_scene_files(data_dir, report.tables["scenes"], "log/scenes")
+    else:
+        report = validate_dir(data_dir, check_rasters=not no_rasters)
     if report.ok:
         rows = sum(len(t) for t in report.tables.values())
         click.echo(f"{data_dir}: valid ({len(report.tables)} tables, {rows:,} rows)")
@@ -142,6 +155,50 @@ def load(source: Path, target: Path) -> None:
         _print_problems(exc.problems)
         raise SystemExit(1) from exc
     click.echo(f"loaded {source} into {target}")
+
+
+@data.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--table", required=True, help="The input table the rows belong to.")
+@click.option(
+    "--data",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/store"),
+    show_default=True,
+    help="The store whose arrival log takes the batch.",
+)
+@click.option("--batch-id", default=None, help="The batch's id (default: the file's digest).")
+def append(path: Path, table: str, target: Path, batch_id: str | None) -> None:
+    """Append PATH (CSV, Parquet or JSON lines; fields as a GeoJSON, GeoPackage, shapefile
+    or FlatGeobuf file; scenes as rows naming their GeoTIFFs) to TABLE as one batch:
+    validated against the store, committed whole, or nothing written."""
+    from features.arrival_log import ArrivalLog
+    from features.ingest import append_file
+    from features.tables import TABLES_BY_NAME
+
+    if table not in TABLES_BY_NAME:
+        raise click.BadParameter(f"no table {table!r}; tables: {', '.join(TABLES_BY_NAME)}",
+                                 param_hint="--table")  # fmt: skip
+    if not ArrivalLog.present(target):
+        raise click.ClickException(f"{target} holds no store yet: `agricredit data load` a "
+                                   "first export into it, or pass --data")  # fmt: skip
+    try:
+        commit = append_file(target, table, path, batch_id=batch_id,
+                             progress=lambda line: click.echo(line, err=True))  # fmt: skip
+    except TableValidationError as exc:
+        click.echo(f"{path}: refused; nothing was written to {table}", err=True)
+        _print_problems(exc.problems)
+        raise SystemExit(1) from exc
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if commit.written:
+        at = commit.recorded_at.isoformat()
+        click.echo(f"committed {commit.rows:,} rows to {table} as version {commit.version} "
+                   f"(batch {commit.batch_id}, recorded at {at})")  # fmt: skip
+    else:
+        click.echo(f"batch {commit.batch_id} was committed before (version {commit.version}, "
+                   f"{commit.rows:,} rows): nothing written")  # fmt: skip
 
 
 @click.group("features")

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from features.arrival_log import ArrivalLog
 from features.asof import before, instant_ns
 from features.assembly import (
     FLAG_NAMES,
@@ -87,12 +88,18 @@ class BuildSummary:
     seconds: float
 
 
-def validated_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
-    """The typed tables of `data_dir` (rasters are not opened).
+def validated_tables(
+    data_dir: Path | str, *, recorded_before: pd.Timestamp | None = None
+) -> dict[str, pd.DataFrame]:
+    """The typed tables of `data_dir` (rasters are not opened): from its arrival log, the
+    rows recorded before `recorded_before` (every row without it); from a directory of
+    table files (a simulated world, an export), the files as they are.
 
     Raises:
         TableValidationError: with every problem found in the tables or field boundaries.
     """
+    if ArrivalLog.present(data_dir):
+        return ArrivalLog(data_dir).tables(recorded_before=recorded_before)
     report = validate_dir(Path(data_dir), check_rasters=False)
     if not report.ok:
         raise TableValidationError(report.problems)

@@ -1,20 +1,36 @@
-"""Ingest a data directory: validate it whole, then install it as the store atomically."""
+"""Ingest a data directory: validate it whole, then install it as a new store whose
+arrival log holds it as its first commits, one batch per table, atomically."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
+from features.arrival_log import ArrivalLog, Commit, batch_id_of, copy_scene_files
+from features.boundaries import read_field_boundaries
 from features.errors import TableValidationError
-from features.store import atomic_directory, copy_file, write_table
-from features.tables import FIELDS, FIELDS_FILE, TABLES
-from features.validation import ValidationReport, find_table_file, validate_dir
+from features.satellite.scenes import check_scene_files
+from features.store import atomic_directory, copy_file
+from features.tables import FIELDS, TABLES, get_table
+from features.validation import (
+    ValidationReport,
+    find_table_file,
+    read_raw_table,
+    type_table,
+    validate_dir,
+)
 
 
 def load_data_dir(source: Path | str, target: Path | str) -> ValidationReport:
     """Validate `source` and, only if it is clean, install it as the store at `target`.
 
-    Tables become typed Parquet; fields.geojson and every scene file are copied. Either
-    the whole store is replaced or nothing is written.
+    Each table becomes the first commit of its arrival log (batch `load:<table>`). History
+    loaded at once is taken as known when it happened: a row's `recorded_at` column if the
+    export has one, else its event time (docs/data.md). Scene files are copied. Either the
+    whole store is replaced or nothing is written.
 
     Raises:
         TableValidationError: with every problem found; `target` is left as it was.
@@ -24,13 +40,74 @@ def load_data_dir(source: Path | str, target: Path | str) -> ValidationReport:
     if not report.ok:
         raise TableValidationError(report.problems)
     with atomic_directory(target) as staging:
-        for spec in TABLES:
-            if spec.name == FIELDS.name:
-                for path in find_table_file(source, spec):
-                    copy_file(path, staging / FIELDS_FILE)
+        log = ArrivalLog(staging)
+        for spec in TABLES:  # declared in foreign-key order
+            found = find_table_file(source, spec)
+            if not found:
                 continue
-            if spec.name in report.tables:
-                write_table(report.tables[spec.name], spec, staging / f"{spec.name}.parquet")
+            if spec.name == FIELDS.name:
+                boundaries = read_field_boundaries(found[0])
+                log.append(spec.name, boundaries.properties, batch_id=f"load:{spec.name}",
+                           source=found[0].name, geometry=boundaries.geometry,
+                           crs=boundaries.crs, bulk=True)  # fmt: skip
+                continue
+            log.append(spec.name, read_raw_table(found[0]), batch_id=f"load:{spec.name}",
+                       source=found[0].name, bulk=True)  # fmt: skip
         for rel in report.tables["scenes"].path:
             copy_file(source / rel, staging / rel)
     return report
+
+
+def read_batch_file(path: Path) -> pd.DataFrame:
+    """A batch file as read, untyped: CSV, Parquet or JSON lines."""
+    if path.suffix in (".jsonl", ".ndjson"):
+        return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+    if path.suffix in (".parquet", ".csv"):
+        return read_raw_table(path)
+    raise ValueError(
+        f"{path.name}: a batch is a .csv, .parquet or .jsonl file (fields: a GeoJSON, "
+        "GeoPackage, shapefile or FlatGeobuf file)"
+    )
+
+
+def append_file(
+    data_dir: Path | str,
+    table: str,
+    path: Path | str,
+    *,
+    batch_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Commit:
+    """Append the rows of one file to `table` of the store's arrival log as one batch
+    (default batch id: the file's digest, so the same file is committed once). A scenes
+    batch names its GeoTIFFs relative to the file; they are copied into the store.
+
+    Raises:
+        TableValidationError: every problem by batch, row and column; nothing is written.
+    """
+    data_dir, path = Path(data_dir), Path(path)
+    say = progress or (lambda _: None)
+    batch = batch_id or batch_id_of(path)
+    log = ArrivalLog(data_dir)
+    started = time.perf_counter()
+    geometry, crs = None, None
+    if table == FIELDS.name:
+        boundaries = read_field_boundaries(path)
+        if boundaries.problems:
+            raise TableValidationError(boundaries.problems)
+        raw, geometry, crs = boundaries.properties, boundaries.geometry, boundaries.crs
+    else:
+        raw = read_batch_file(path)
+    if table == "scenes":  # the rasters the rows name, opened and read before anything is written
+        scenes, problems = type_table(raw, get_table("scenes"), path.name)
+        if not problems:
+            problems = check_scene_files(path.parent, scenes, path.name)
+        if problems:
+            raise TableValidationError(problems)
+    say(f"read {len(raw):,} rows of {path.name} in {time.perf_counter() - started:.1f} s; "
+        "validating against the store")  # fmt: skip
+    copy = copy_scene_files(path.parent, data_dir) if table == "scenes" else None
+    commit = log.append(table, raw, batch_id=batch, source=path.name, geometry=geometry,
+                        crs=crs, before_commit=copy)  # fmt: skip
+    say(f"done in {time.perf_counter() - started:.1f} s")
+    return commit

@@ -320,6 +320,13 @@ _ROW_RULES: dict[str, Callable[[pd.DataFrame, str], list[Problem]]] = {
 }
 
 
+def row_problems(spec: TableSpec, frame: pd.DataFrame, file: str) -> list[Problem]:
+    """The rules across a typed table's columns (a contract's parties and dates, a loan's
+    amounts, a scene's band roles); none for tables without such rules."""
+    rule = _ROW_RULES.get(spec.name)
+    return [] if rule is None else rule(frame, file)
+
+
 def _foreign_key_problems(tables: dict[str, pd.DataFrame], files: dict[str, str]) -> list[Problem]:
     problems: list[Problem] = []
     for spec in TABLES:
@@ -375,9 +382,8 @@ def _validate_table(
             return
     frame, problems = type_table(raw, spec, path.name)
     report.problems.extend(problems)
-    rule = _ROW_RULES.get(spec.name)
-    if rule is not None and not problems:
-        report.problems.extend(rule(frame, path.name))
+    if not problems:
+        report.problems.extend(row_problems(spec, frame, path.name))
     if spec.name == FIELDS.name:
         frame["geometry"] = boundaries.geometry
         frame.attrs["crs"] = boundaries.crs

@@ -11,6 +11,7 @@ import pytest
 import rasterio
 
 from features.errors import TableValidationError
+from features.feature_store import validated_tables
 from features.ingest import load_data_dir
 from features.validation import validate_dir
 from tests.factories import copy_world, make_scene
@@ -134,9 +135,11 @@ def test_simulated_world_is_valid(tiny_world):
 def test_valid_world_loads_into_a_store_replacing_the_old_one(tiny_world, store):
     load_data_dir(tiny_world, store)
 
-    assert validate_dir(store).ok
-    loans = pd.read_parquet(store / "loans.parquet")
-    assert loans.applied_at.dt.tz is not None
+    assert not (store / "farmers.parquet").exists()  # the old store is gone
+    loans = validated_tables(store)["loans"]
+    assert loans.applied_at.dt.tz is not None and len(loans) == len(
+        pd.read_parquet(tiny_world / "loans.parquet")
+    )
     assert not list(store.parent.glob(".store.*"))
 
 

@@ -1,0 +1,476 @@
+"""The arrival log: every input table as an append-only Delta Lake table under DATA_DIR/log.
+
+A batch is one validated, atomic commit; every row carries `recorded_at` (when the product
+committed it) and `batch_id`. A batch id is committed once: the same batch again is
+answered with the first commit and writes nothing; another batch under a used id is
+refused. A batch is checked against its table's declaration and against the store as it
+is: keys unique across batches, foreign keys to rows already recorded, and for the tables
+whose facts change (contracts, buyers, suppliers) a new row for a known key is the next
+version of it, never an edit, and a contract's status may only move forward.
+
+"As of T" reads the rows recorded before T; of a changing fact, the latest such version.
+The same tables can live on object storage for a cluster (`deltalake` takes any URI); the
+lock that serialises validation with the commit is a local file, so one host appends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pyproj import CRS, Transformer
+
+from features.errors import TableValidationError
+from features.problems import Problem
+from features.store import arrow_schema
+from features.tables import FIELDS, TABLES, TableSpec, get_table
+from features.validation import row_problems, type_table
+
+LOG_DIR = "log"
+RECORDED_AT = "recorded_at"
+BATCH_ID = "batch_id"
+GEOMETRY = "geometry_wkb"
+CRS_COLUMN = "crs"
+# tables whose facts change: a row for a known key is its next version
+VERSIONED = ("buyers", "contracts", "suppliers")
+# a contract's status may move only forward: active -> closed or cancelled, never back
+CONTRACT_NEXT = {
+    "active": {"active", "closed", "cancelled"},
+    "closed": {"closed"},
+    "cancelled": {"cancelled"},
+}
+# what a contract's later versions may not change: the terms signed
+CONTRACT_TERMS = (
+    "buyer_id",
+    "party_type",
+    "farmer_id",
+    "coop_id",
+    "crop",
+    "quantity_kg",
+    "price_per_kg_minor",
+    "signed_at",
+    "delivery_start",
+    "delivery_end",
+)
+# the event time of a bulk load's rows that carry no recorded_at (history loaded at once)
+EVENT_TIME = {
+    "coops": "registered_at",
+    "farmers": "registered_at",
+    "orders": "placed_at",
+    "buyers": "registered_at",
+    "contracts": "signed_at",
+    "market_prices": "observed_at",
+    "scenes": "acquired_at",
+    "suppliers": "approved_at",
+    "loans": "applied_at",
+    "repayments": "paid_at",
+}
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A batch as committed: its table version, rows and time; `written` False when the
+    same batch had been committed before (nothing new was written)."""
+
+    table: str
+    batch_id: str
+    version: int
+    rows: int
+    recorded_at: pd.Timestamp
+    written: bool
+
+
+def batch_id_of(path: Path) -> str:
+    """The default batch id of a file: its content's digest, so appending the same file
+    twice commits it once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:32]}"
+
+
+class ArrivalLog:
+    """The arrival log of one data directory."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / LOG_DIR
+
+    @staticmethod
+    def present(data_dir: Path | str) -> bool:
+        """Whether `data_dir` holds an arrival log."""
+        root = Path(data_dir) / LOG_DIR
+        return root.is_dir() and any(DeltaTable.is_deltatable(str(p)) for p in root.iterdir())
+
+    def _path(self, table: str) -> str:
+        return str(self.root / table)
+
+    def _table(self, table: str) -> DeltaTable | None:
+        path = self._path(table)
+        return DeltaTable(path) if DeltaTable.is_deltatable(path) else None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # validation reads the store as it is; no other batch may commit in between
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".append.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # reading
+
+    def read(
+        self,
+        table: str,
+        *,
+        recorded_before: pd.Timestamp | None = None,
+        columns: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """The rows of `table` recorded before `recorded_before` (all without it), as
+        stored, with `recorded_at` and `batch_id`; of a changing fact, every version."""
+        delta = self._table(table)
+        if delta is None:
+            return pd.DataFrame()
+        dataset = delta.to_pyarrow_dataset()
+        where = None
+        if recorded_before is not None:
+            where = pc.field(RECORDED_AT) < pa.scalar(
+                _utc(recorded_before), pa.timestamp("us", "UTC")
+            )
+        return dataset.to_table(filter=where, columns=columns).to_pandas()
+
+    def tables(self, *, recorded_before: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+        """Every table as of `recorded_before`: typed as a validated data directory's
+        (fields with their geometry and CRS), the latest version of each changing fact."""
+        out: dict[str, pd.DataFrame] = {}
+        for spec in TABLES:
+            stored = self.read(spec.name, recorded_before=recorded_before)
+            if stored.empty and self._table(spec.name) is None:
+                continue
+            out[spec.name] = self._typed(spec, stored)
+        return out
+
+    def _typed(self, spec: TableSpec, stored: pd.DataFrame) -> pd.DataFrame:
+        if spec.name in VERSIONED:  # the latest version of each, the rows in stored order
+            latest = stored.sort_values(RECORDED_AT, kind="stable").drop_duplicates(
+                subset=list(spec.key), keep="last"
+            )
+            stored = stored.loc[np.sort(latest.index.to_numpy())]
+        stored = stored.reset_index(drop=True)
+        absent = [
+            c.name
+            for c in spec.columns
+            if not c.required and c.name in stored and stored[c.name].isna().all()
+        ]
+        frame, problems = type_table(stored.drop(columns=absent), spec, f"log/{spec.name}")
+        if problems:  # only what validation let in was committed
+            raise TableValidationError(problems)
+        frame[RECORDED_AT] = stored[RECORDED_AT].to_numpy()
+        if spec.name == FIELDS.name:
+            frame["geometry"] = shapely.from_wkb(stored[GEOMETRY].to_numpy())
+            frame.attrs["crs"] = (
+                CRS.from_user_input(stored[CRS_COLUMN].iloc[0])
+                if len(stored)
+                else CRS.from_epsg(4326)
+            )
+        return frame
+
+    def keys(self, table: str) -> pd.DataFrame:
+        """The key columns of every row recorded in `table`."""
+        return self.read(table, columns=list(get_table(table).key))
+
+    def version(self, table: str) -> int | None:
+        """The table's latest version, None before its first commit."""
+        delta = self._table(table)
+        return None if delta is None else delta.version()
+
+    # appending
+
+    def append(
+        self,
+        table: str,
+        raw: pd.DataFrame,
+        *,
+        batch_id: str,
+        source: str,
+        recorded_at: pd.Timestamp | None = None,
+        geometry: list[shapely.Geometry | None] | None = None,
+        crs: CRS | None = None,
+        before_commit: Callable[[pd.DataFrame], None] | None = None,
+        bulk: bool = False,
+    ) -> Commit:
+        """Validate a batch of `table` against its declaration and the store, and commit
+        it whole, or nothing.
+
+        `raw` is the batch as read (untyped); `source` names it in problems. `recorded_at`
+        defaults to now; with `bulk` (a first load of history) a row's own `recorded_at`
+        column, else its event time, says when it was known. Fields come with their
+        `geometry` and `crs`. `before_commit` runs after validation, before the commit
+        (scene files are copied there); if it raises, nothing is committed.
+
+        Raises:
+            TableValidationError: every problem, each naming the batch, row and column.
+        """
+        spec = get_table(table)
+        where = f"batch {batch_id} ({source})"
+        with self._locked():
+            previous = self._committed(table, batch_id)
+            frame, problems = type_table(raw, spec, where)
+            if previous is not None:  # a retry: the same rows, or a refusal
+                return self._replayed(spec, frame, previous, problems, where)
+            if not problems:  # the rules across columns need every column typed
+                problems += row_problems(spec, frame, where)
+            if all(k in frame for k in spec.key):  # every problem, not only the first kind
+                problems += self._against_store(spec, frame, where)
+            if problems:
+                raise TableValidationError(problems)
+            if spec.name == FIELDS.name and geometry is not None and crs is not None:
+                geometry, crs = self._in_log_crs(geometry, crs)
+            now = _utc(recorded_at or pd.Timestamp.now(tz="UTC"))
+            stamps = self._stamps(spec, raw, frame, now, bulk=bulk)
+            table_data = self._arrow(spec, frame, stamps, batch_id, geometry, crs)
+            if before_commit is not None:
+                before_commit(frame)
+            write_deltalake(
+                self._path(table),
+                table_data,
+                mode="append",
+                schema_mode="merge",
+                commit_properties=CommitProperties(
+                    custom_metadata={"batch_id": batch_id, "source": source}
+                ),
+            )
+            version = self.version(table)
+            assert version is not None
+            return Commit(table, batch_id, version, len(frame), now, True)
+
+    def _in_log_crs(
+        self, geometry: list[shapely.Geometry | None], crs: CRS
+    ) -> tuple[list[shapely.Geometry | None], CRS]:
+        # one CRS per log (the first fields batch's): a batch in another is reprojected
+        stored = self.read(FIELDS.name, columns=[CRS_COLUMN]) if self._table(FIELDS.name) else None
+        if stored is None or stored.empty:
+            return geometry, crs
+        target = CRS.from_user_input(stored[CRS_COLUMN].iloc[0])
+        if target == crs:
+            return geometry, crs
+        to = Transformer.from_crs(crs, target, always_xy=True)
+        moved = shapely.transform(
+            np.asarray(geometry, dtype=object),
+            lambda xy: np.column_stack(to.transform(xy[:, 0], xy[:, 1])),
+        )
+        return list(moved), target
+
+    def _committed(self, table: str, batch_id: str) -> pd.DataFrame | None:
+        delta = self._table(table)
+        if delta is None:
+            return None
+        found = delta.to_pyarrow_dataset().to_table(filter=pc.field(BATCH_ID) == batch_id)
+        return None if found.num_rows == 0 else found.to_pandas()
+
+    def _replayed(
+        self,
+        spec: TableSpec,
+        frame: pd.DataFrame,
+        previous: pd.DataFrame,
+        problems: list[Problem],
+        where: str,
+    ) -> Commit:
+        same = len(previous) == len(frame) and not problems
+        if same:
+            stored = type_table(previous, spec, where)[0][list(frame.columns)]
+            same = stored.reset_index(drop=True).equals(frame.reset_index(drop=True))
+        if not same:
+            raise TableValidationError(
+                [
+                    Problem(
+                        where,
+                        "this batch id was committed before with other rows; give a new "
+                        "batch id to a new batch (the same batch again is answered as first "
+                        "committed)",
+                        column=BATCH_ID,
+                    )
+                ]
+            )
+        version = _version_of(DeltaTable(self._path(spec.name)), previous[BATCH_ID].iloc[0])
+        return Commit(
+            spec.name,
+            str(previous[BATCH_ID].iloc[0]),
+            version,
+            len(previous),
+            pd.Timestamp(previous[RECORDED_AT].max()),
+            False,
+        )
+
+    def _against_store(self, spec: TableSpec, frame: pd.DataFrame, where: str) -> list[Problem]:
+        problems: list[Problem] = []
+        key = list(spec.key)
+        known = self.keys(spec.name)
+        if not known.empty:
+            seen = pd.MultiIndex.from_frame(frame[key]).isin(pd.MultiIndex.from_frame(known[key]))
+            if spec.name in VERSIONED:
+                problems += self._versions(spec, frame, seen, where)
+            else:
+                problems += _rows(
+                    where,
+                    ",".join(key),
+                    seen,
+                    frame[key[0]],
+                    "this key was recorded in an earlier batch; rows are never "
+                    "edited (send only new rows)",
+                )
+        for fk in spec.foreign_keys:
+            if fk.column not in frame:
+                continue
+            ref = (
+                self.read(fk.ref_table, columns=[fk.ref_column])
+                if self._table(fk.ref_table)
+                else None
+            )
+            values = frame[fk.column]
+            refs = set() if ref is None else set(ref[fk.ref_column].dropna())
+            dangling = values.notna() & ~values.isin(refs)
+            problems += _rows(
+                where,
+                fk.column,
+                dangling.to_numpy(),
+                values,
+                f"refers to no {fk.ref_column} recorded in {fk.ref_table}; "
+                f"append that {fk.ref_table} row first",
+            )
+        return problems
+
+    def _versions(
+        self, spec: TableSpec, frame: pd.DataFrame, seen: np.ndarray, where: str
+    ) -> list[Problem]:
+        if spec.name != "contracts" or not seen.any():
+            return []
+        latest = self.tables()["contracts"].set_index("contract_id")
+        problems: list[Problem] = []
+        for i in np.flatnonzero(seen):
+            row = frame.iloc[i]
+            before = latest.loc[row["contract_id"]]
+            if row["status"] not in CONTRACT_NEXT[str(before["status"])]:
+                problems.append(
+                    Problem(
+                        where,
+                        f"contract {row['contract_id']} is "
+                        f"{before['status']}; it cannot become {row['status']}",
+                        row=int(i) + 1,
+                        column="status",
+                    )
+                )
+            changed = [c for c in CONTRACT_TERMS if c in row and not _same(row[c], before[c])]
+            if changed:
+                problems.append(
+                    Problem(
+                        where,
+                        f"contract {row['contract_id']}'s signed terms "
+                        f"cannot change ({', '.join(changed)}); a new contract "
+                        "needs a new contract_id",
+                        row=int(i) + 1,
+                        column=changed[0],
+                    )
+                )
+        return problems
+
+    @staticmethod
+    def _stamps(
+        spec: TableSpec, raw: pd.DataFrame, frame: pd.DataFrame, now: pd.Timestamp, *, bulk: bool
+    ) -> pd.Series:
+        stamps = pd.Series(now, index=frame.index, dtype="datetime64[us, UTC]")
+        if not bulk:
+            return stamps
+        if RECORDED_AT in raw:
+            given = pd.to_datetime(raw[RECORDED_AT].reset_index(drop=True), utc=True)
+            return given.fillna(now).astype("datetime64[us, UTC]")
+        event = EVENT_TIME.get(spec.name)
+        if event is not None and event in frame:
+            return frame[event].fillna(frame[event].min()).fillna(now).astype("datetime64[us, UTC]")
+        return pd.Series(
+            pd.Timestamp("1970-01-01", tz="UTC"), index=frame.index, dtype="datetime64[us, UTC]"
+        )
+
+    @staticmethod
+    def _arrow(
+        spec: TableSpec,
+        frame: pd.DataFrame,
+        stamps: pd.Series,
+        batch_id: str,
+        geometry: list[shapely.Geometry | None] | None,
+        crs: CRS | None,
+    ) -> pa.Table:
+        columns = [c.name for c in spec.columns if c.name in frame.columns]
+        data = pa.Table.from_pandas(
+            frame[columns], schema=arrow_schema(spec, columns), preserve_index=False
+        )
+        data = data.append_column(RECORDED_AT, pa.array(stamps, pa.timestamp("us", "UTC")))
+        data = data.append_column(BATCH_ID, pa.array([batch_id] * len(frame), pa.string()))
+        if spec.name == FIELDS.name:
+            if geometry is None or crs is None:
+                raise ValueError("fields batches come with their geometry and CRS")
+            data = data.append_column(
+                GEOMETRY, pa.array(shapely.to_wkb(np.asarray(geometry, dtype=object)), pa.binary())
+            )
+            data = data.append_column(
+                CRS_COLUMN, pa.array([crs.to_wkt()] * len(frame), pa.string())
+            )
+        return data
+
+
+def _version_of(delta: DeltaTable, batch_id: str) -> int:
+    for entry in delta.history():
+        if entry.get("batch_id") == batch_id or entry.get("userMetadata", {}) == batch_id:
+            return int(entry["version"])
+    return delta.version()
+
+
+def _same(a: object, b: object) -> bool:
+    if pd.isna(a) and pd.isna(b):
+        return True
+    return bool(a == b)
+
+
+def _rows(
+    where: str, column: str, mask: np.ndarray, values: pd.Series, message: str
+) -> list[Problem]:
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    return [
+        Problem(where, f"{message}; got {values.iloc[i]}", row=int(i) + 1, column=column)
+        for i in rows[:1000]
+    ]
+
+
+def _utc(t: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(t)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def copy_scene_files(source_dir: Path, data_dir: Path) -> Callable[[pd.DataFrame], None]:
+    """A `before_commit` for scenes: copy each row's raster from beside the batch file into
+    the data directory (same relative path), so the committed rows name files that exist."""
+
+    def copy(frame: pd.DataFrame) -> None:
+        for rel in frame["path"]:
+            target = data_dir / str(rel)
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source_dir / str(rel), target)
+
+    return copy
