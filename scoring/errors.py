@@ -95,3 +95,21 @@ class LedgerUnavailableError(ServiceError):
 class NotReadyError(ServiceError):
     status = 503
     code = "not_ready"
+
+
+class InvalidBatchError(ServiceError):
+    """A data batch that breaks its table's declaration or the store: every problem."""
+
+    status = 422
+    code = "invalid_batch"
+
+    def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class NoArrivalLogError(ServiceError):
+    """The service reads a directory of files, not a store with an arrival log."""
+
+    status = 409
+    code = "no_arrival_log"

@@ -149,7 +149,7 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", type=click.Choice(["lender", "coop", "scientist"]), required=True)
+@click.option("--role", type=click.Choice(["lender", "coop", "scientist", "data"]), required=True)
 @click.option("--coop", "coop_id", default=None, help="The co-op a coop key belongs to.")
 @click.option("--name", default="", help="Who the key is for.")
 @click.option(

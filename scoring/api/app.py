@@ -14,7 +14,7 @@ from scoring.api.docs import add_docs
 from scoring.api.errors import add_problem_handlers
 from scoring.api.fast_path import SCORE_PATH, ScoreFastPath
 from scoring.api.middleware import BodyLimit, Observe
-from scoring.api.routes import coops, health, models, score
+from scoring.api.routes import coops, data, health, models, score
 from scoring.config import Settings, get_settings
 from scoring.decide.batcher import DecisionBatcher
 from scoring.decide.state import ServiceState
@@ -78,6 +78,7 @@ def create_app(
     app.include_router(score.router)
     app.include_router(coops.router)
     app.include_router(models.router)
+    app.include_router(data.router)
     app.include_router(health.router)
     add_docs(app)
     install_error_contract(app)

@@ -36,7 +36,11 @@ def problem(
 def service_problem(exc: ServiceError, request_id: str) -> dict[str, Any]:
     """The problem document of a domain error: its status, stable code and field."""
     title = exc.code.replace("_", " ").capitalize()
-    return problem(exc.status, title, exc.message, exc.code, request_id, exc.field)
+    body = problem(exc.status, title, exc.message, exc.code, request_id, exc.field)
+    problems = getattr(exc, "problems", None)
+    if problems is not None:  # a data batch's every problem (RFC 9457 extension member)
+        body["problems"] = problems
+    return body
 
 
 def internal_error(request_id: str) -> dict[str, Any]:

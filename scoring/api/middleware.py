@@ -16,7 +16,11 @@ from scoring.api.errors import PROBLEM, problem, service_problem
 from scoring.errors import ServiceError
 from scoring.ledger.keys import Role
 
-BATCH_ROLES: tuple[Role, ...] = ("lender", "coop")  # who may pre-approve (routes/coops.py)
+# the routes that take large bodies, and who may send one (routes/coops.py, routes/data.py)
+BATCH_ROUTES: dict[str, tuple[Role, ...]] = {
+    "/v1/coops/": ("lender", "coop"),
+    "/v1/data/": ("data",),
+}
 
 
 @dataclass
@@ -59,28 +63,22 @@ def replay(messages: list[Message], receive: Receive) -> Receive:
 
 class BodyLimit:
     """Refuse bodies over `limit` bytes with 413 before they reach a handler; paths under
-    `batch_prefix` (co-op member lists) may send up to `batch_limit`."""
+    a BATCH_ROUTES prefix (co-op member lists, data batches) may send up to `batch_limit`."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        limit: int,
-        *,
-        batch_limit: int | None = None,
-        batch_prefix: str = "/v1/coops/",
-    ) -> None:
+    def __init__(self, app: ASGIApp, limit: int, *, batch_limit: int | None = None) -> None:
         self.app, self.default = app, limit
-        self.batch_limit, self.batch_prefix = batch_limit or limit, batch_prefix
+        self.batch_limit = batch_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        batch = scope.get("path", "").startswith(self.batch_prefix)
-        limit = self.batch_limit if batch else self.default
-        if batch and limit > self.default:
+        path = scope.get("path", "")
+        roles = next((r for prefix, r in BATCH_ROUTES.items() if path.startswith(prefix)), None)
+        limit = self.batch_limit if roles is not None else self.default
+        if roles is not None and limit > self.default:
             # who may send a large body is known before any of it is read: an unknown
             # sender's 16 MiB is refused unread, not parsed
-            refused = await _unauthorised(scope)
+            refused = await _unauthorised(scope, roles)
             if refused is not None:
                 return await _send_problem(send, refused)
         length = dict(scope.get("headers") or []).get(b"content-length")
@@ -105,15 +103,15 @@ class BodyLimit:
         await _send_problem(send, body)
 
 
-async def _unauthorised(scope: Scope) -> dict[str, Any] | None:
-    """The problem answer for a request without a key of the batch routes' roles, or None."""
+async def _unauthorised(scope: Scope, roles: tuple[Role, ...]) -> dict[str, Any] | None:
+    """The problem answer for a request without a key of the route's roles, or None."""
     service = getattr(scope["app"].state, "service", None) if "app" in scope else None
     if service is None:
         return None  # not started yet: the route answers 503
     header = dict(scope.get("headers") or []).get(b"authorization")
     try:
         await caller_key(service.ledger.keys, header.decode("latin-1") if header else None,
-                         allowed=BATCH_ROLES)  # fmt: skip
+                         allowed=roles)  # fmt: skip
     except ServiceError as exc:
         return service_problem(exc, scope.get("state", {}).get("request_id", ""))
     return None

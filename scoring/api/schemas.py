@@ -199,6 +199,14 @@ class Readiness(BaseModel):
     detail: str | None = Field(default=None, description="why the ledger cannot commit")
 
 
+class InputProblem(BaseModel):
+    """One thing wrong with a data batch."""
+
+    row: int | None = Field(description="1-based row of the batch, if one row is at fault")
+    column: str | None = Field(description="the column at fault, if one is")
+    message: str = Field(description="what is wrong and what to send instead")
+
+
 class Problem(BaseModel):
     """An error (RFC 9457 problem details)."""
 
@@ -217,6 +225,9 @@ class Problem(BaseModel):
     request_id: str | None = Field(
         default=None,
         description="the request id (also the x-request-id header) to quote to support",
+    )
+    problems: list[InputProblem] | None = Field(
+        default=None, description="a refused data batch's every problem (else absent)"
     )
 
 
@@ -376,3 +387,54 @@ class NoticePublic(BaseModel):
     data_missing: list[str] = Field(description="kinds of data the applicant had none of")
     features_as_of: str = Field(description="the instant the data was read as of (ISO 8601)")
     text: str = Field(description="the whole notice as plain text")
+
+
+class DataBatch(BaseModel):
+    """A batch of rows for one input table: committed whole to the arrival log, or not at
+    all. Rows are objects of the table's columns (`agricredit data schema`), values as
+    JSON numbers, strings (times as ISO 8601) or null."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "orders-2026-12-02T10:00",
+                    "rows": [
+                        {
+                            "order_id": "O-900001",
+                            "farmer_id": "F0000",
+                            "customer_id": "U0042",
+                            "placed_at": "2026-12-02T09:58:00Z",
+                            "category": "maize",
+                            "quantity_kg": 120.0,
+                            "amount_minor": 540000,
+                            "status": "completed",
+                            "rating": 5,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    batch_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="your id for the batch: a batch id commits once; the same batch again "
+        "is answered with its first commit",
+    )
+    rows: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1_000_000, description="the rows, one object each"
+    )
+
+
+class DataCommit(BaseModel):
+    """A committed batch."""
+
+    table: str = Field(description="the input table")
+    batch_id: str = Field(description="the batch")
+    version: int = Field(description="the table's version that holds the batch")
+    rows: int = Field(description="rows committed")
+    recorded_at: str = Field(description="when the rows were recorded (ISO 8601, UTC)")
+    written: bool = Field(description="false when the batch had been committed before")

@@ -20,8 +20,9 @@ from scoring.errors import ForbiddenError, UnauthorizedError
 from scoring.ledger.database import now_text
 from scoring.ledger.tables import api_keys, organisations
 
-Role = Literal["lender", "coop", "scientist"]
-ROLES: tuple[Role, ...] = ("lender", "coop", "scientist")
+Role = Literal["lender", "coop", "scientist", "data"]
+# data: a platform feed appending to the arrival log (POST /v1/data/{table})
+ROLES: tuple[Role, ...] = ("lender", "coop", "scientist", "data")
 PREFIX = "agk_"
 # how long a worker trusts a key it has looked up: a key revoked by another process (the
 # `keys revoke` command) stops working within this time; in-process revocation at once

@@ -56,6 +56,10 @@ def test_every_route_answers_in_its_declared_shape(client, state, source, served
     client.post("/v1/score", json=bodies[0])  # no key
     client.get("/v1/models/champion", headers=lender)
     client.post("/v1/models/reload", headers=scientist)
+    # a files world, not a store: 409 (tests/scoring/test_data_api.py commits batches)
+    client.post(
+        "/v1/data/orders", json={"batch_id": "b", "rows": [{}]}, headers=bearer(state, "data")
+    )
     client.get("/healthz")
     client.get("/readyz")
     client.get("/metrics")

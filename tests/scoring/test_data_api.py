@@ -1,0 +1,91 @@
+"""POST /v1/data/{table}: a platform feed's batches, committed whole to the arrival log of
+the store the service reads, under a `data` key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.arrival_log import ArrivalLog
+from features.ingest import load_data_dir
+from scoring.api.app import create_app
+from tests.factories import ValidatingClient, bearer
+
+
+@pytest.fixture(scope="module")
+def loaded_store(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("data-api") / "store"
+    load_data_dir(served.world, store)
+    return store
+
+
+@pytest.fixture
+def feed(state, loaded_store: Path, tmp_path: Path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(loaded_store, store)
+    state.settings = state.settings.model_copy(update={"data_dir": store})
+    with ValidatingClient(create_app(state.settings, state=state)) as client:
+        yield client, store
+
+
+def _orders(served, ids: list[str]) -> list[dict]:
+    orders = pd.read_parquet(served.world / "orders.parquet").head(len(ids)).copy()
+    orders["order_id"] = ids
+    orders["placed_at"] = orders["placed_at"].map(lambda t: t.isoformat())
+    return orders.astype(object).where(orders.notna(), None).to_dict("records")
+
+
+def test_a_feed_batch_is_committed_once_and_readable_from_the_log(feed, state, served):
+    client, store = feed
+    key = bearer(state, "data")
+    batch = {"batch_id": "feed-1", "rows": _orders(served, ["API-1", "API-2"])}
+
+    first = client.post("/v1/data/orders", json=batch, headers=key)
+    again = client.post("/v1/data/orders", json=batch, headers=key)
+
+    assert first.status_code == 201, first.text
+    assert first.json()["rows"] == 2 and first.json()["written"] is True
+    assert again.status_code == 200 and again.json()["written"] is False
+    assert again.json()["version"] == first.json()["version"]
+    ids = ArrivalLog(store).read("orders")["order_id"]
+    assert (ids.isin(["API-1", "API-2"])).sum() == 2
+
+
+def test_a_bad_feed_batch_gets_every_problem_and_writes_nothing(feed, state, served):
+    client, store = feed
+    rows = _orders(served, ["API-3", "API-4"])
+    rows[0]["status"] = "lost"
+    rows[1]["farmer_id"] = "F-NOBODY"
+    before = ArrivalLog(store).version("orders")
+
+    refused = client.post("/v1/data/orders", json={"batch_id": "bad", "rows": rows},
+                          headers=bearer(state, "data"))  # fmt: skip
+
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_batch"
+    found = {(p["row"], p["column"]) for p in refused.json()["problems"]}
+    assert {(1, "status"), (2, "farmer_id")} <= found
+    assert ArrivalLog(store).version("orders") == before
+
+
+def test_only_a_data_key_appends_and_only_tables_without_files(feed, state, served):
+    client, _ = feed
+    batch = {"batch_id": "x", "rows": _orders(served, ["API-5"])}
+
+    assert client.post("/v1/data/orders", json=batch, headers=bearer(state)).status_code == 403
+    assert client.post("/v1/data/orders", json=batch).status_code == 401
+    unknown = client.post("/v1/data/ordres", json=batch, headers=bearer(state, "data"))
+    scenes = client.post("/v1/data/scenes", json=batch, headers=bearer(state, "data"))
+    assert unknown.status_code == 404 and "no input table 'ordres'" in unknown.json()["detail"]
+    assert scenes.status_code == 404 and "agricredit data append" in scenes.json()["detail"]
+
+
+def test_a_service_reading_files_not_a_store_says_so(client, state, served):
+    batch = {"batch_id": "x", "rows": _orders(served, ["API-6"])}
+
+    answer = client.post("/v1/data/orders", json=batch, headers=bearer(state, "data"))
+
+    assert answer.status_code == 409 and answer.json()["code"] == "no_arrival_log"
