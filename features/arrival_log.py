@@ -190,10 +190,6 @@ class ArrivalLog:
             )
         return frame
 
-    def keys(self, table: str) -> pd.DataFrame:
-        """The key columns of every row recorded in `table`."""
-        return self.read(table, columns=list(get_table(table).key))
-
     def version(self, table: str) -> int | None:
         """The table's latest version, None before its first commit."""
         delta = self._table(table)
@@ -320,9 +316,8 @@ class ArrivalLog:
     def _against_store(self, spec: TableSpec, frame: pd.DataFrame, where: str) -> list[Problem]:
         problems: list[Problem] = []
         key = list(spec.key)
-        known = self.keys(spec.name)
-        if not known.empty:
-            seen = pd.MultiIndex.from_frame(frame[key]).isin(pd.MultiIndex.from_frame(known[key]))
+        seen = self._recorded_keys(spec, frame)
+        if seen.any():
             if spec.name in VERSIONED:
                 problems += self._versions(spec, frame, seen, where)
             else:
@@ -354,6 +349,24 @@ class ArrivalLog:
                 f"append that {fk.ref_table} row first",
             )
         return problems
+
+    def _recorded_keys(self, spec: TableSpec, frame: pd.DataFrame) -> np.ndarray:
+        """Which of the batch's keys are recorded already. A one-column key is looked up
+        by the Arrow scan, so no recorded key is loaded into Python; a composite key
+        (market prices: crop and day, a small table) is compared with every recorded one."""
+        delta = self._table(spec.name)
+        if delta is None or frame.empty:
+            return np.zeros(len(frame), dtype=bool)
+        key = list(spec.key)
+        dataset = delta.to_pyarrow_dataset()
+        if len(key) == 1:
+            values = pa.array(frame[key[0]].dropna().unique())
+            found = dataset.to_table(columns=key, filter=pc.field(key[0]).isin(values))
+            return frame[key[0]].isin(found.column(0).to_pylist()).to_numpy()
+        known = dataset.to_table(columns=key).to_pandas()
+        return np.asarray(
+            pd.MultiIndex.from_frame(frame[key]).isin(pd.MultiIndex.from_frame(known))
+        )
 
     def _versions(
         self, spec: TableSpec, frame: pd.DataFrame, seen: np.ndarray, where: str
