@@ -139,13 +139,17 @@ def inputs_from_tables(
     )
 
 
-def load_inputs(data_dir: Path | str, *, progress: bool = False) -> Inputs:
-    """Validate the tables of `data_dir` and compute the index time series of its scenes.
+def load_inputs(
+    data_dir: Path | str, *, progress: bool = False, recorded_before: pd.Timestamp | None = None
+) -> Inputs:
+    """Validate the tables of `data_dir` and compute the index time series of its scenes;
+    of a store, the rows recorded before `recorded_before` (all without it).
 
     Raises:
         TableValidationError: with every problem found in the tables or field boundaries.
     """
-    return inputs_from_tables(data_dir, validated_tables(data_dir), progress=progress)
+    tables = validated_tables(data_dir, recorded_before=recorded_before)
+    return inputs_from_tables(data_dir, tables, progress=progress)
 
 
 def latest_event(inputs: Inputs) -> pd.Timestamp:
@@ -161,6 +165,13 @@ def latest_event(inputs: Inputs) -> pd.Timestamp:
         inputs.market_prices["observed_at"],
         inputs.series["acquired_at"],
     ]
+    # a store's rows also say when they were recorded: nothing is in before that
+    stamps += [
+        frame["recorded_at"]
+        for frame in (inputs.orders, inputs.contracts, inputs.loans, inputs.repayments,
+                      inputs.market_prices)
+        if "recorded_at" in frame
+    ]  # fmt: skip
     return max(pd.Timestamp(s.max()) for s in stamps if s.notna().any())
 
 
@@ -174,7 +185,8 @@ def write_feature_store(
 ) -> BuildSummary:
     """Build and write the index series, the training matrix and the farmer snapshot.
 
-    `as_of` defaults to just after the latest event in the data. Everything is written to
+    `as_of` defaults to just after the latest event in the data. From a store, only rows
+    recorded before `as_of` are read (docs/ingestion.md). Everything is written to
     `out` (default DATA_DIR/features) at once, or nothing is. The zonal statistics and
     the features run where `runner` says (on a Dask cluster: features/distributed.py);
     the result is the same.
@@ -185,10 +197,13 @@ def write_feature_store(
     steps = tqdm(total=4, desc="features", unit="step", disable=not progress)
     steps.set_postfix_str("index series")
     build = build_features
+    recorded_before = None if as_of is None else pd.Timestamp(as_of)
+    if recorded_before is not None:
+        instant_ns(recorded_before)  # refuses a naive time before anything is read
     if isinstance(runner, LocalRunner):
-        inputs = load_inputs(data_dir, progress=progress)
+        inputs = load_inputs(data_dir, progress=progress, recorded_before=recorded_before)
     else:
-        tables = validated_tables(data_dir)
+        tables = validated_tables(data_dir, recorded_before=recorded_before)
         series = index_series_on(runner, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
         inputs = inputs_from_tables(data_dir, tables, series=series)
         build = partial(features_on, runner)
