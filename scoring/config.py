@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # the ledger's signed high-water mark, outside the database (scoring/ledger/checkpoint.py)
     ledger_checkpoint_file: Path | None = None
     ledger_checkpoint_seconds: float = 5.0
+    # how often a worker serving a store looks for new commits to its arrival log
+    # (scoring/decide/follower.py); 0 reads the data once, at start
+    follow_log_seconds: float = 0.5
 
     @property
     def ledger_url(self) -> str:

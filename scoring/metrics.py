@@ -73,6 +73,17 @@ class ServiceMetrics:
             multiprocess_mode="liveall",
         )
         self._served: tuple[str, str] | None = None
+        self.data_reloads = Counter(
+            "agricredit_data_reloads",
+            "Times the worker loaded the store again after a commit to its arrival log",
+            registry=self.registry,
+        )
+        self.data_as_of = Gauge(
+            "agricredit_data_as_of_seconds",
+            "The as-of time of the data the worker decides from (unix seconds)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
 
     def serve_model(self, name: str, version: str) -> None:
         """Mark the version now served (the one before it drops to 0: multiprocess mode

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from features.arrival_log import ArrivalLog
 from scoring.api.contract import install_error_contract
 from scoring.api.docs import add_docs
 from scoring.api.errors import add_problem_handlers
@@ -17,6 +18,7 @@ from scoring.api.middleware import BodyLimit, Observe
 from scoring.api.routes import coops, data, health, models, score
 from scoring.config import Settings, get_settings
 from scoring.decide.batcher import DecisionBatcher
+from scoring.decide.follower import LogFollower
 from scoring.decide.state import ServiceState
 from scoring.preapproval.runner import JobRunner
 
@@ -56,9 +58,16 @@ def create_app(
         app.state.decisions = DecisionBatcher(app.state.service)
         app.state.runner = JobRunner(app.state.service)
         app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished
+        served = app.state.service.settings
+        follower = None
+        if served.follow_log_seconds > 0 and ArrivalLog.present(served.data_dir):
+            follower = LogFollower(app.state.service, poll_seconds=served.follow_log_seconds)
+            follower.start()
         if after_start is not None:
             after_start()
         yield
+        if follower is not None:
+            follower.stop()
         app.state.runner.stop()
         app.state.decisions.close()
         if state is None:

@@ -12,12 +12,19 @@ import numpy as np
 import pandas as pd
 
 from features.asof import before, instant_ns, to_ns
-from features.assembly import Inputs, Reference, build_reference
+from features.assembly import (
+    Inputs,
+    Reference,
+    build_features,
+    build_reference,
+    snapshot_applications,
+)
 from features.feature_store import (
     MANIFEST_FILE,
     SERIES_FILE,
     SNAPSHOT_FILE,
     check_feature_store,
+    fieldset_of,
     inputs_from_tables,
     latest_event,
     validated_tables,
@@ -25,6 +32,7 @@ from features.feature_store import (
 from features.history import loan_settlements
 from features.registry import ROW_COLUMNS
 from features.satellite.seasons import good_observations
+from features.satellite.series import build_index_series
 from scoring.errors import NotFoundError
 
 
@@ -88,6 +96,28 @@ def _snapshot(data_dir: Path) -> Snapshot | None:
     return Snapshot.of(pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE), as_of)
 
 
+def completed_series(
+    data_dir: Path, tables: dict[str, pd.DataFrame], series: pd.DataFrame
+) -> pd.DataFrame:
+    """The built index series with the zonal statistics of what was recorded since: each
+    new scene over every field, each new field over the scenes seen before."""
+    scenes, fields = tables["scenes"], tables["fields"]
+    new_scenes = scenes[~scenes["scene_id"].isin(series["scene_id"].unique())]
+    new_fields = fields[~fields["field_id"].isin(series["field_id"].unique())]
+    parts = [series]
+    if len(new_scenes):
+        parts.append(build_index_series(data_dir, new_scenes, fieldset_of(fields)))
+    old_scenes = scenes[~scenes["scene_id"].isin(new_scenes["scene_id"])]
+    if len(new_fields) and len(old_scenes):
+        new = new_fields.copy()
+        new.attrs = fields.attrs  # the CRS
+        parts.append(build_index_series(data_dir, old_scenes, fieldset_of(new)))
+    if len(parts) == 1:
+        return series
+    done = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    return done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
+
+
 def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[FieldRecord]]:
     """Each farmer's fields."""
     out: dict[str, list[FieldRecord]] = {}
@@ -148,8 +178,13 @@ class FeatureSource:
     _point: dict[int, PointInTime]
 
     @classmethod
-    def load(cls, data_dir: Path | str) -> FeatureSource:
+    def load(cls, data_dir: Path | str, *, live: bool = False) -> FeatureSource:
         """Validate DATA_DIR and load it; the index series comes from features/ if built.
+
+        `live` (a store whose arrival log grows while the service runs): the index series
+        is completed for the scenes and fields recorded since it was built, and every
+        farmer's snapshot is built again as of the data loaded now, so the fast path
+        decides from what has arrived.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
@@ -161,14 +196,23 @@ class FeatureSource:
             check_feature_store(data_dir / "features")  # before any of its files is read
         built = data_dir / "features" / SERIES_FILE
         series = pd.read_parquet(built) if built.exists() else None
+        if live and series is not None:
+            series = completed_series(data_dir, t, series)
         inputs = inputs_from_tables(data_dir, t, series=series)
         settled = loan_settlements(inputs.loans, inputs.repayments)
+        data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
+        reference = build_reference(inputs)
+        snapshot = _snapshot(data_dir)
+        if live:
+            apps = snapshot_applications(inputs.farmers, inputs.contracts, data_as_of)
+            frame = build_features(inputs, apps, reference=reference)
+            snapshot = Snapshot.of(frame, data_as_of)
         return cls(
             inputs=inputs,
-            reference=build_reference(inputs),
+            reference=reference,
             settlements=settled.set_index("loan_id")["settled_at"],
-            data_as_of=latest_event(inputs) + pd.Timedelta(seconds=1),
-            snapshot=_snapshot(data_dir),
+            data_as_of=data_as_of,
+            snapshot=snapshot,
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),
             _field_rows=_fields_by_farmer(inputs.fields),

@@ -1,0 +1,83 @@
+"""A worker follows its store's arrival log: after a commit it decides from the new data,
+and what it decides from equals what `features build --as-of` gives over the same data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.arrival_log import ArrivalLog
+from features.feature_store import SNAPSHOT_FILE, validated_tables, write_feature_store
+from features.ingest import load_data_dir
+from features.registry import ROW_COLUMNS
+from scoring.decide.data import FeatureSource
+from scoring.decide.follower import LogFollower
+
+
+@pytest.fixture(scope="module")
+def built_store(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("follow") / "store"
+    load_data_dir(served.world, store)
+    write_feature_store(store)
+    return store
+
+
+@pytest.fixture
+def live(state, built_store: Path, tmp_path: Path):
+    store = tmp_path / "store"
+    shutil.copytree(built_store, store)
+    state.settings = state.settings.model_copy(update={"data_dir": store})
+    state.source = FeatureSource.load(store)
+    return state, store
+
+
+def test_a_commit_reaches_the_data_decisions_read_and_equals_a_build_as_of_then(live, tmp_path):
+    state, store = live
+    follower = LogFollower(state, poll_seconds=0.1)
+    before = state.source
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    farmer = orders["farmer_id"].value_counts().index[-1]  # one with few orders
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    new = (
+        orders[orders["farmer_id"] == farmer]
+        .head(3)
+        .assign(order_id=["LIVE-1", "LIVE-2", "LIVE-3"], placed_at=now - pd.Timedelta(days=1))
+    )
+
+    assert follower.catch_up() is False  # nothing new
+    ArrivalLog(store).append("orders", new, batch_id="live", source="test")
+    assert follower.catch_up() is True
+
+    after = state.source
+    assert after is not before and after.data_as_of > now
+    assert after.snapshot is not None and after.snapshot.as_of == after.data_as_of
+    row = after.snapshot.values[after.snapshot.rows[farmer].row]
+    assert row[list(ROW_COLUMNS).index("orders_count_90d")] >= 3
+    # online equals offline: the live snapshot is `features build --as-of` of the same data
+    offline = write_feature_store(store, out=tmp_path / "offline", as_of=after.data_as_of)
+    frame = pd.read_parquet(offline.out / SNAPSHOT_FILE)
+    expected = frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+    assert [after.snapshot.rows[f].row for f in frame["farmer_id"]] == list(range(len(frame)))
+    np.testing.assert_array_equal(after.snapshot.values, expected)
+
+
+def test_a_failed_load_keeps_the_data_as_they_were(live, monkeypatch):
+    state, store = live
+    follower = LogFollower(state, poll_seconds=0.1)
+    before = state.source
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"]).head(1)
+    ArrivalLog(store).append("orders", orders.assign(order_id="LIVE-X"), batch_id="x", source="t")
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(FeatureSource, "load", broken)
+    with pytest.raises(OSError):
+        follower.catch_up()
+    assert state.source is before
+    monkeypatch.undo()
+    assert follower.catch_up() is True  # tried again at the next poll
