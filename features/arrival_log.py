@@ -227,6 +227,9 @@ class ArrivalLog:
         with self._locked():
             previous = self._committed(table, batch_id)
             frame, problems = type_table(raw, spec, where)
+            if not bulk and RECORDED_AT in raw:
+                said = "recorded_at is when the product commits a row; leave the column out"
+                problems.append(Problem(where, said, column=RECORDED_AT))
             if previous is not None:  # a retry: the same rows, or a refusal
                 return self._replayed(spec, frame, previous, problems, where)
             if not problems:  # the rules across columns need every column typed

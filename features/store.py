@@ -71,12 +71,18 @@ def arrow_schema(spec: TableSpec, columns: list[str]) -> pa.Schema:
     )
 
 
+RECORDED_AT = "recorded_at"  # any table may say when each row reached the product
+
+
 def write_table(frame: pd.DataFrame, spec: TableSpec, path: Path) -> None:
-    """Write the declared columns of `frame` as typed Parquet, atomically."""
+    """Write the declared columns of `frame` (and its `recorded_at`, if it has one) as
+    typed Parquet, atomically."""
     columns = [c.name for c in spec.columns if c.name in frame.columns]
-    table = pa.Table.from_pandas(
-        frame[columns], schema=arrow_schema(spec, columns), preserve_index=False
-    )
+    schema = arrow_schema(spec, columns)
+    if RECORDED_AT in frame.columns:
+        columns.append(RECORDED_AT)
+        schema = schema.append(pa.field(RECORDED_AT, pa.timestamp("us", tz="UTC")))
+    table = pa.Table.from_pandas(frame[columns], schema=schema, preserve_index=False)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         pq.write_table(table, tmp, compression="zstd")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from features.simulate.arrivals import recorded_at
 from features.simulate.calendar import extracted_at
 from features.simulate.contracts import ContractBook, build_contracts
 from features.simulate.geography import CountyGrid, lay_out_fields, write_fields_geojson
@@ -52,6 +53,7 @@ STREAMS = (
     "loans",
     "orders",
     "imagery",
+    "arrivals",  # last: the streams before it draw exactly as they did without it
 )
 
 
@@ -119,7 +121,7 @@ def _draw(params: WorldParams, rngs: dict[str, np.random.Generator], bar: tqdm) 
     )
 
 
-def _write_tables(world: _World, out: Path) -> None:
+def _write_tables(world: _World, out: Path, rng: np.random.Generator) -> None:
     pop = world.population
     tables = {
         "coops": pop.coops,
@@ -133,6 +135,9 @@ def _write_tables(world: _World, out: Path) -> None:
         "repayments": world.loans.repayments,
     }
     for name, frame in tables.items():
+        arrived = recorded_at(name, frame, rng)
+        if arrived is not None:
+            frame = frame.assign(recorded_at=arrived)
         write_table(frame, get_table(name), out / f"{name}.parquet")
     write_fields_geojson(out / FIELDS_FILE, pop.fields, world.corners)
     truth = out / TRUTH_DIR
@@ -148,8 +153,10 @@ def _write_tables(world: _World, out: Path) -> None:
 
 
 def _write_scenes(
-    params: WorldParams, world: _World, out: Path, rng: np.random.Generator, bar: tqdm
-) -> pd.DataFrame:
+    params: WorldParams, world: _World, out: Path, rngs: dict[str, np.random.Generator],
+    bar: tqdm,
+) -> pd.DataFrame:  # fmt: skip
+    rng = rngs["imagery"]
     rows = []
     counties = world.population.counties
     for number, county in enumerate(counties.itertuples()):
@@ -172,6 +179,7 @@ def _write_scenes(
     frame = pd.DataFrame(rows, columns=list(scene_row("", pd.Timestamp(0, tz="UTC"), "")))
     frame = frame.sort_values(["acquired_at", "path"], ignore_index=True)
     frame["scene_id"] = make_ids("S2SIM-", np.arange(len(frame)), id_width(len(frame)))
+    frame["recorded_at"] = recorded_at("scenes", frame, rngs["arrivals"])
     write_table(frame, get_table("scenes"), out / "scenes.parquet")
     return frame
 
@@ -203,11 +211,11 @@ def simulate_world(params: WorldParams, out: Path | str, *, progress: bool = Tru
     ) as bar:
         world = _draw(params, rngs, bar)
         with atomic_directory(out) as staging:
-            _write_tables(world, staging)
+            _write_tables(world, staging, rngs["arrivals"])
             bar.set_postfix_str("tables written")
             bar.update(1)
             bar.set_postfix_str("scenes")
-            scenes = _write_scenes(params, world, staging, rngs["imagery"], bar)
+            scenes = _write_scenes(params, world, staging, rngs, bar)
             summary = _summarise(params, world, out, len(scenes))
             (staging / "world.json").write_text(
                 json.dumps(

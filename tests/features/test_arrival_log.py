@@ -41,6 +41,7 @@ def store(loaded: Path, tmp_path: Path) -> Path:
 
 def _new_orders(tiny_world: Path, ids: list[str]) -> pd.DataFrame:
     orders = pd.read_parquet(tiny_world / "orders.parquet").head(len(ids)).copy()
+    orders = orders.drop(columns=["recorded_at"])  # the product sets it when it commits
     orders["order_id"] = ids
     return orders
 
@@ -59,9 +60,12 @@ def test_a_loaded_world_reads_back_exactly_as_its_files(tiny_world, loaded):
             )
             assert back.attrs["crs"] == frame.attrs["crs"]
         pd.testing.assert_frame_equal(back, frame, check_like=False)
-    # history loaded at once is known when it happened
-    orders = logged["orders"]
-    assert (orders["recorded_at"] == orders["placed_at"]).all()
+    # history loaded at once is known when the export says it arrived (the simulator's
+    # arrival lags), else when it happened (fields have no event time: from the start)
+    orders, sent = logged["orders"], pd.read_parquet(tiny_world / "orders.parquet")
+    assert (orders["recorded_at"].to_numpy() == sent["recorded_at"].to_numpy()).all()
+    assert (orders["recorded_at"] >= orders["placed_at"]).all()
+    assert (logged["fields"]["recorded_at"] == pd.Timestamp(0, tz="UTC")).all()
 
 
 def test_a_batch_commits_once_per_batch_id(tiny_world, store):
@@ -99,7 +103,7 @@ def test_a_bad_batch_names_every_problem_and_writes_nothing(tiny_world, store):
 
 def test_a_contract_moves_forward_as_new_versions_seen_as_of_their_arrival(tiny_world, store):
     log = ArrivalLog(store)
-    contracts = pd.read_parquet(tiny_world / "contracts.parquet")
+    contracts = pd.read_parquet(tiny_world / "contracts.parquet").drop(columns=["recorded_at"])
     active = contracts[contracts["status"] == "active"].head(1).copy()
     cid = active["contract_id"].iloc[0]
     closed = active.assign(
@@ -216,7 +220,7 @@ def test_data_append_command_commits_refuses_and_replays(tiny_world, store, tmp_
 def test_a_scenes_batch_brings_its_rasters_or_is_refused(tiny_world, store, tmp_path):
     import shutil
 
-    scenes = pd.read_parquet(tiny_world / "scenes.parquet").head(1).copy()
+    scenes = pd.read_parquet(tiny_world / "scenes.parquet").head(1).drop(columns=["recorded_at"])
     scenes["scene_id"] = "SCENE-NEW"
     scenes["path"] = "incoming/new.tif"
     (tmp_path / "incoming").mkdir()

@@ -114,3 +114,21 @@ def test_features_build_as_of_a_time_reads_only_rows_recorded_before_it(loaded, 
     added = orders["farmer_id"].value_counts()
     grew = with_.loc[added.index, "orders_count_90d"] - without.loc[added.index, "orders_count_90d"]
     assert (grew == added).all(), pd.concat([grew, added], axis=1)
+
+
+def test_the_simulated_worlds_late_arrivals_are_unseen_until_they_arrive(loaded, tiny_world):
+    scenes = pd.read_parquet(tiny_world / "scenes.parquet")
+    orders = pd.read_parquet(tiny_world / "orders.parquet")
+    scene = scenes.iloc[len(scenes) // 2]
+    backfilled = orders[orders["recorded_at"] - orders["placed_at"] > pd.Timedelta(days=5)]
+    order = backfilled.iloc[0]
+
+    assert (
+        pd.Timedelta(days=1) <= scene["recorded_at"] - scene["acquired_at"] <= pd.Timedelta(days=3)
+    )
+    for row, table, key, event in ((scene, "scenes", "scene_id", "acquired_at"),
+                                   (order, "orders", "order_id", "placed_at")):  # fmt: skip
+        between = row[event] + (row["recorded_at"] - row[event]) / 2
+        unseen = validated_tables(loaded, recorded_before=between)[table][key]
+        seen = validated_tables(loaded, recorded_before=row["recorded_at"] + pd.Timedelta("1us"))
+        assert row[key] not in set(unseen) and row[key] in set(seen[table][key])

@@ -34,6 +34,7 @@ def feed(state, loaded_store: Path, tmp_path: Path):
 
 def _orders(served, ids: list[str]) -> list[dict]:
     orders = pd.read_parquet(served.world / "orders.parquet").head(len(ids)).copy()
+    orders = orders.drop(columns=["recorded_at"])  # the product sets it when it commits
     orders["order_id"] = ids
     orders["placed_at"] = orders["placed_at"].map(lambda t: t.isoformat())
     return orders.astype(object).where(orders.notna(), None).to_dict("records")
@@ -69,6 +70,17 @@ def test_a_bad_feed_batch_gets_every_problem_and_writes_nothing(feed, state, ser
     found = {(p["row"], p["column"]) for p in refused.json()["problems"]}
     assert {(1, "status"), (2, "farmer_id")} <= found
     assert ArrivalLog(store).version("orders") == before
+
+
+def test_a_feed_cannot_say_when_its_rows_were_recorded(feed, state, served):
+    client, _ = feed
+    rows = [r | {"recorded_at": "2020-01-01T00:00:00Z"} for r in _orders(served, ["API-7"])]
+
+    refused = client.post("/v1/data/orders", json={"batch_id": "r", "rows": rows},
+                          headers=bearer(state, "data"))  # fmt: skip
+
+    assert refused.status_code == 422
+    assert [p["column"] for p in refused.json()["problems"]] == ["recorded_at"]
 
 
 def test_only_a_data_key_appends_and_only_tables_without_files(feed, state, served):
