@@ -196,7 +196,16 @@ class Readiness(BaseModel):
     model_loaded: bool = Field(description="a gated champion is loaded")
     ledger_reachable: bool = Field(description="the ledger database answers")
     ledger_writable: bool = Field(description="the last commit succeeded, or a probe since")
-    detail: str | None = Field(default=None, description="why the ledger cannot commit")
+    data_as_of: str | None = Field(
+        default=None, description="the as-of time of the data decisions read (ISO 8601, UTC)"
+    )
+    data_age_seconds: float | None = Field(
+        default=None, description="seconds from the data's as-of time to now"
+    )
+    data_fresh: bool = Field(
+        default=True, description="the data are no older than max_data_age_seconds, if set"
+    )
+    detail: str | None = Field(default=None, description="why the worker is not ready")
 
 
 class InputProblem(BaseModel):

@@ -209,8 +209,14 @@ def test_health_readiness_metrics_and_champion(client, state, body):
     client.post("/v1/score", json=body, headers=bearer(state))
 
     assert client.get("/healthz").json() == {"status": "alive", "worker": os.getpid()}
-    assert client.get("/readyz").json() == {"model_loaded": True, "ledger_reachable": True,
-                                            "ledger_writable": True, "detail": None}  # fmt: skip
+    ready = client.get("/readyz").json()
+    age = ready.pop("data_age_seconds")
+    assert ready == {"model_loaded": True, "ledger_reachable": True, "ledger_writable": True,
+                     "data_as_of": state.source.data_as_of.isoformat(), "data_fresh": True,
+                     "detail": None}  # fmt: skip
+    assert age == pytest.approx(
+        (pd.Timestamp.now(tz="UTC") - state.source.data_as_of).total_seconds(), abs=60
+    )
     metrics = client.get("/metrics").text
     assert 'agricredit_requests_total{method="POST",route="/v1/score",status="200"} 1.0' in metrics
     assert (
@@ -710,6 +716,22 @@ def test_a_preapproval_retried_later_on_the_wall_clock_is_the_same_request(state
 
     assert first.status_code == again.status_code == 200, again.text
     assert again.json()["job_id"] == first.json()["job_id"]
+
+
+def test_data_older_than_the_allowed_age_make_the_worker_not_ready_and_say_so(state):
+    from scoring.api.app import create_app
+
+    age = (pd.Timestamp.now(tz="UTC") - state.source.data_as_of).total_seconds()
+    answers = {}
+    for limit in (age + 3600, age - 3600):
+        state.settings = state.settings.model_copy(update={"max_data_age_seconds": limit})
+        with ValidatingClient(create_app(state.settings, state=state)) as checked:
+            answers[limit] = checked.get("/readyz")
+
+    fresh, stale = answers[age + 3600], answers[age - 3600]
+    assert fresh.status_code == 200 and fresh.json()["data_fresh"] is True
+    assert stale.status_code == 503 and stale.json()["data_fresh"] is False
+    assert "older than max_data_age_seconds" in stale.json()["detail"]
 
 
 def test_when_the_ledger_cannot_commit_requests_get_503_and_readiness_says_why(client, state,

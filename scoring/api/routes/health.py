@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -22,20 +23,35 @@ async def read_health() -> dict[str, Any]:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def read_ready(request: Request) -> JSONResponse:
-    """Model loaded, ledger reachable and able to commit: ready for traffic (503 and the
-    cause otherwise: after a failed commit, until a probe transaction succeeds)."""
+    """Model loaded, ledger reachable and able to commit, data fresh enough: ready for
+    traffic (503 and the cause otherwise: after a failed commit, until a probe transaction
+    succeeds). The data's as-of time and age are always given."""
     state = getattr(request.app.state, "service", None)
     model = state is not None and state.models.loaded
     ledger = state is not None and state.ledger.ping()
     cannot_commit = state.ledger.writable() if state is not None and ledger else None
     writable = ledger and cannot_commit is None
+    as_of, age, fresh, stale = None, None, True, None
+    if state is not None:
+        as_of = state.source.data_as_of
+        age = (pd.Timestamp.now(tz="UTC") - as_of).total_seconds()
+        limit = state.settings.max_data_age_seconds
+        fresh = limit is None or age <= limit
+        if not fresh:
+            stale = (
+                f"the data are as of {as_of.isoformat()}, {age / 86_400:.1f} days ago, older "
+                f"than max_data_age_seconds ({limit:g}): append what has arrived"
+            )
     body = {
         "model_loaded": model,
         "ledger_reachable": ledger,
         "ledger_writable": writable,
-        "detail": cannot_commit,
+        "data_as_of": None if as_of is None else as_of.isoformat(),
+        "data_age_seconds": age,
+        "data_fresh": fresh,
+        "detail": "; ".join(d for d in (cannot_commit, stale) if d) or None,
     }
-    return JSONResponse(body, status_code=200 if model and writable else 503)
+    return JSONResponse(body, status_code=200 if model and writable and fresh else 503)
 
 
 @router.get("/metrics")
