@@ -91,6 +91,18 @@ class Commit:
     written: bool
 
 
+@dataclass(frozen=True)
+class LoggedCommit:
+    """One commit of a table's log as its history records it."""
+
+    table: str
+    version: int
+    batch_id: str | None
+    source: str | None
+    rows: int
+    committed_at: pd.Timestamp
+
+
 def batch_id_of(path: Path) -> str:
     """The default batch id of a file: its content's digest, so appending the same file
     twice commits it once."""
@@ -189,6 +201,23 @@ class ArrivalLog:
                 else CRS.from_epsg(4326)
             )
         return frame
+
+    def commits(self, table: str, *, last: int | None = None) -> list[LoggedCommit]:
+        """The table's commits, newest first (the `last` newest only)."""
+        delta = self._table(table)
+        if delta is None:
+            return []
+        return [
+            LoggedCommit(
+                table,
+                int(entry["version"]),
+                entry.get("batch_id"),
+                entry.get("source"),
+                int(entry.get("operationMetrics", {}).get("num_added_rows", 0)),
+                pd.Timestamp(int(entry["timestamp"]), unit="ms", tz="UTC"),
+            )
+            for entry in delta.history(last)
+        ]
 
     def version(self, table: str) -> int | None:
         """The table's latest version, None before its first commit."""
@@ -451,7 +480,7 @@ class ArrivalLog:
 
 def _version_of(delta: DeltaTable, batch_id: str) -> int:
     for entry in delta.history():
-        if entry.get("batch_id") == batch_id or entry.get("userMetadata", {}) == batch_id:
+        if entry.get("batch_id") == batch_id:  # the commit's metadata (append)
             return int(entry["version"])
     return delta.version()
 

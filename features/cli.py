@@ -201,6 +201,38 @@ def append(path: Path, table: str, target: Path, batch_id: str | None) -> None:
                    f"{commit.rows:,} rows): nothing written")  # fmt: skip
 
 
+@data.command()
+@click.option(
+    "--data",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/store"),
+    show_default=True,
+    help="The store whose arrival log to show.",
+)
+@click.option("--table", default=None, help="Only this table.")
+@click.option("--last", type=int, default=10, show_default=True, help="Commits per table.")
+def commits(target: Path, table: str | None, last: int) -> None:
+    """What arrived when: each table's latest commits (version, time, rows, batch, source)."""
+    from features.arrival_log import ArrivalLog
+    from features.tables import TABLES_BY_NAME
+
+    if not ArrivalLog.present(target):
+        raise click.ClickException(f"{target} holds no store: `agricredit data load` one first")
+    if table is not None and table not in TABLES_BY_NAME:
+        raise click.BadParameter(f"no table {table!r}; tables: {', '.join(TABLES_BY_NAME)}",
+                                 param_hint="--table")  # fmt: skip
+    log = ArrivalLog(target)
+    shown = [table] if table is not None else list(TABLES_BY_NAME)
+    rows = [c for name in shown for c in log.commits(name, last=last)]
+    click.echo(
+        f"{'table':<14} {'version':>7}  {'committed at (UTC)':<19} {'rows':>10}  batch / source"
+    )
+    for c in sorted(rows, key=lambda c: c.committed_at, reverse=True):
+        click.echo(f"{c.table:<14} {c.version:>7}  {c.committed_at:%Y-%m-%d %H:%M:%S} "
+                   f"{c.rows:>10,}  {c.batch_id} / {c.source}")  # fmt: skip
+
+
 @click.group("features")
 def features_group() -> None:
     """Build and describe the model's features."""

@@ -209,7 +209,12 @@ def test_data_append_command_commits_refuses_and_replays(tiny_world, store, tmp_
         main, ["data", "append", str(batch), "--table", "ordres", "--data", str(store)]
     )
 
+    listed = run.invoke(main, ["data", "commits", "--table", "orders", "--data", str(store)])
     assert first.exit_code == 0 and "committed 2 rows to orders" in first.output
+    newest = listed.output.splitlines()[1].split()
+    assert listed.exit_code == 0 and newest[:2] == ["orders", "1"] and newest[4] == "2"
+    assert newest[5].startswith("sha256:") and newest[-1] == "orders.csv"
+    assert "load:orders" in listed.output.splitlines()[2]
     assert again.exit_code == 0 and "was committed before" in again.output
     assert refused.exit_code == 1 and "row 1, column status" in refused.output
     assert "nothing was written" in refused.output
