@@ -364,13 +364,9 @@ class ArrivalLog:
         for fk in spec.foreign_keys:
             if fk.column not in frame:
                 continue
-            ref = (
-                self.read(fk.ref_table, columns=[fk.ref_column])
-                if self._table(fk.ref_table)
-                else None
-            )
+            ref = self.read(fk.ref_table, columns=[fk.ref_column])  # empty before any commit
             values = frame[fk.column]
-            refs = set() if ref is None else set(ref[fk.ref_column].dropna())
+            refs = set(ref[fk.ref_column].dropna()) if len(ref) else set()
             dangling = values.notna() & ~values.isin(refs)
             problems += _rows(
                 where,
@@ -405,7 +401,7 @@ class ArrivalLog:
     ) -> list[Problem]:
         if spec.name != "contracts" or not seen.any():
             return []
-        latest = self.tables()["contracts"].set_index("contract_id")
+        latest = self._typed(spec, self.read(spec.name)).set_index("contract_id")
         problems: list[Problem] = []
         for i in np.flatnonzero(seen):
             row = frame.iloc[i]

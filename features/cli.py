@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,28 @@ def simulate(
     )
 
 
+def store_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`--data`: the store a command works on (default data/store)."""
+    return click.option("--data", "target", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("data/store"), show_default=True, help=help_text)  # fmt: skip
+
+
+def _store_table(_ctx: click.Context, _param: click.Parameter, table: str | None) -> str | None:
+    from features.tables import TABLES_BY_NAME
+
+    if table is not None and table not in TABLES_BY_NAME:
+        raise click.BadParameter(f"no table {table!r}; tables: {', '.join(TABLES_BY_NAME)}")
+    return table
+
+
+def _existing_store(target: Path) -> None:
+    from features.arrival_log import ArrivalLog
+
+    if not ArrivalLog.present(target):
+        raise click.ClickException(f"{target} holds no store yet: `agricredit data load` a "
+                                   "first export into it, or pass --data")  # fmt: skip
+
+
 @click.group()
 def data() -> None:
     """Check and load input data directories."""
@@ -136,14 +159,7 @@ def validate(data_dir: Path, no_rasters: bool) -> None:
 
 @data.command()
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    "target",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/store"),
-    show_default=True,
-    help="Store to replace with the validated data.",
-)
+@store_option("Store to replace with the validated data.")
 def load(source: Path, target: Path) -> None:
     """Validate SOURCE and install it as the store; on any problem write nothing."""
     from features.ingest import load_data_dir
@@ -159,30 +175,18 @@ def load(source: Path, target: Path) -> None:
 
 @data.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--table", required=True, help="The input table the rows belong to.")
 @click.option(
-    "--data",
-    "target",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/store"),
-    show_default=True,
-    help="The store whose arrival log takes the batch.",
+    "--table", required=True, callback=_store_table, help="The input table the rows belong to."
 )
+@store_option("The store whose arrival log takes the batch.")
 @click.option("--batch-id", default=None, help="The batch's id (default: the file's digest).")
 def append(path: Path, table: str, target: Path, batch_id: str | None) -> None:
     """Append PATH (CSV, Parquet or JSON lines; fields as a GeoJSON, GeoPackage, shapefile
     or FlatGeobuf file; scenes as rows naming their GeoTIFFs) to TABLE as one batch:
     validated against the store, committed whole, or nothing written."""
-    from features.arrival_log import ArrivalLog
     from features.ingest import append_file
-    from features.tables import TABLES_BY_NAME
 
-    if table not in TABLES_BY_NAME:
-        raise click.BadParameter(f"no table {table!r}; tables: {', '.join(TABLES_BY_NAME)}",
-                                 param_hint="--table")  # fmt: skip
-    if not ArrivalLog.present(target):
-        raise click.ClickException(f"{target} holds no store yet: `agricredit data load` a "
-                                   "first export into it, or pass --data")  # fmt: skip
+    _existing_store(target)
     try:
         commit = append_file(target, table, path, batch_id=batch_id,
                              progress=lambda line: click.echo(line, err=True))  # fmt: skip
@@ -202,26 +206,15 @@ def append(path: Path, table: str, target: Path, batch_id: str | None) -> None:
 
 
 @data.command()
-@click.option(
-    "--data",
-    "target",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/store"),
-    show_default=True,
-    help="The store whose arrival log to show.",
-)
-@click.option("--table", default=None, help="Only this table.")
+@store_option("The store whose arrival log to show.")
+@click.option("--table", default=None, callback=_store_table, help="Only this table.")
 @click.option("--last", type=int, default=10, show_default=True, help="Commits per table.")
 def commits(target: Path, table: str | None, last: int) -> None:
     """What arrived when: each table's latest commits (version, time, rows, batch, source)."""
     from features.arrival_log import ArrivalLog
     from features.tables import TABLES_BY_NAME
 
-    if not ArrivalLog.present(target):
-        raise click.ClickException(f"{target} holds no store: `agricredit data load` one first")
-    if table is not None and table not in TABLES_BY_NAME:
-        raise click.BadParameter(f"no table {table!r}; tables: {', '.join(TABLES_BY_NAME)}",
-                                 param_hint="--table")  # fmt: skip
+    _existing_store(target)
     log = ArrivalLog(target)
     shown = [table] if table is not None else list(TABLES_BY_NAME)
     rows = [c for name in shown for c in log.commits(name, last=last)]

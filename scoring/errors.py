@@ -47,13 +47,18 @@ def checked_idempotency_key(value: str | None) -> str:
         BadIdempotencyKeyError: no header, or an empty or blank one.
     """
     if value is None or not value.strip():
-        raise BadIdempotencyKeyError(
-            f"the Idempotency-Key header is {'missing' if value is None else 'empty'}: send a "
-            "unique key per application (e.g. a UUID) and the same key when you retry it; "
-            "a retry then gets the first decision instead of a second loan",
-            field="Idempotency-Key",
-        )
+        raise idempotency_key_refused("missing" if value is None else "empty")
     return value
+
+
+def idempotency_key_refused(how: str) -> BadIdempotencyKeyError:
+    """The refusal of a `how` ("missing", "empty") Idempotency-Key."""
+    return BadIdempotencyKeyError(
+        f"the Idempotency-Key header is {how}: send a unique key per application (e.g. a "
+        "UUID) and the same key when you retry it; a retry then gets the first decision "
+        "instead of a second loan",
+        field="Idempotency-Key",
+    )
 
 
 class JobNotFinishedError(ServiceError):

@@ -38,6 +38,13 @@ from training.config import TrainingSettings
 TINY = WorldParams(farmers=240, seasons=3, counties=2, seed=11)  # the tiny world's parameters
 
 
+def copy_store(src: Path, dst: Path) -> Path:
+    """A private copy of a store to append to (copied, not linked: Delta rewrites files
+    such as `_last_checkpoint` in place)."""
+    shutil.copytree(src, dst)
+    return dst
+
+
 def copy_world(src: Path, dst: Path) -> Path:
     """Copy a data directory (scenes hard-linked where possible) for a test to break."""
     shutil.copytree(src, dst, copy_function=_link_or_copy)

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from scoring.errors import ServiceError, checked_idempotency_key
+from scoring.errors import ServiceError, idempotency_key_refused
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -95,11 +95,9 @@ def add_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(_missing_idempotency_key(e) for e in exc.errors()):
-            try:  # the route's own refusal of a missing key: 400, as for an empty one
-                checked_idempotency_key(None)
-            except ServiceError as refused:
-                body = service_problem(refused, request.state.request_id)
-                return JSONResponse(body, status_code=refused.status, media_type=PROBLEM)
+            refused = idempotency_key_refused("missing")  # 400, as for an empty one
+            body = service_problem(refused, request.state.request_id)
+            return JSONResponse(body, status_code=refused.status, media_type=PROBLEM)
         first = exc.errors()[0] if exc.errors() else {}
         where = _field(first.get("loc", ()))
         detail = "; ".join(f"{_field(e.get('loc', ())) or 'body'}: {e.get('msg')}"

@@ -183,8 +183,8 @@ class FeatureSource:
 
         `live` (a store whose arrival log grows while the service runs): the index series
         is completed for the scenes and fields recorded since it was built, and every
-        farmer's snapshot is built again as of the data loaded now, so the fast path
-        decides from what has arrived.
+        farmer's snapshot is built again as of the data loaded now if the built one is of an
+        earlier time, so the fast path decides from what has arrived.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
@@ -203,7 +203,7 @@ class FeatureSource:
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         reference = build_reference(inputs)
         snapshot = _snapshot(data_dir)
-        if live:
+        if live and (snapshot is None or snapshot.as_of != data_as_of):  # the log moved on
             apps = snapshot_applications(inputs.farmers, inputs.contracts, data_as_of)
             frame = build_features(inputs, apps, reference=reference)
             snapshot = Snapshot.of(frame, data_as_of)

@@ -1,7 +1,8 @@
 """A worker following its store's arrival log: a commit reaches decisions without a restart.
 
-A thread polls the versions of the log's tables (a directory listing per table, well under
-a millisecond); when one moved, it loads the store again, live (the index series completed
+A thread polls the versions of the log's tables, each table kept open and brought up to date
+incrementally (5.6 ms for the 11 tables of a store, against 22 ms opening each afresh);
+when one moved, it loads the store again, live (the index series completed
 for new scenes and fields, every farmer's snapshot built again as of the data now) and then
 swaps it in with one assignment. Requests in flight keep the data they started with; the
 next batch decides from the new. A load that fails leaves the data as it was and is tried
@@ -18,7 +19,9 @@ import logging
 import threading
 import time
 
-from features.arrival_log import ArrivalLog
+from deltalake import DeltaTable
+
+from features.arrival_log import LOG_DIR
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
 from scoring.decide.state import ServiceState
@@ -31,7 +34,8 @@ class LogFollower:
 
     def __init__(self, state: ServiceState, *, poll_seconds: float) -> None:
         self.state = state
-        self.log = ArrivalLog(state.settings.data_dir)
+        self.root = state.settings.data_dir / LOG_DIR
+        self._tables: dict[str, DeltaTable] = {}
         self.poll_seconds = poll_seconds
         self.seen = self.versions()
         self._stop = threading.Event()
@@ -39,8 +43,19 @@ class LogFollower:
         state.metrics.data_as_of.set(state.source.data_as_of.timestamp())
 
     def versions(self) -> tuple[int | None, ...]:
-        """Each input table's latest version in the log."""
-        return tuple(self.log.version(spec.name) for spec in TABLES)
+        """Each input table's latest version in the log (None before its first commit)."""
+        out: list[int | None] = []
+        for spec in TABLES:
+            table = self._tables.get(spec.name)
+            if table is None:
+                path = str(self.root / spec.name)
+                if not DeltaTable.is_deltatable(path):
+                    out.append(None)
+                    continue
+                table = self._tables[spec.name] = DeltaTable(path)
+            table.update_incremental()
+            out.append(table.version())
+        return tuple(out)
 
     def catch_up(self) -> bool:
         """Load the store again if the log moved since the data were loaded; True if so."""

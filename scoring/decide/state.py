@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features.arrival_log import ArrivalLog
 from scoring.config import Settings
 from scoring.decide.data import FeatureSource
 from scoring.decide.model_store import ModelStore
@@ -37,7 +38,10 @@ class ServiceState:
         metrics.serve_model(served.name, served.version)
         return cls(
             settings=settings,
-            source=FeatureSource.load(settings.data_dir),
+            # a store appended to since its features were built is served as it is now
+            source=FeatureSource.load(
+                settings.data_dir, live=ArrivalLog.present(settings.data_dir)
+            ),
             models=store,
             policy=load_policy(settings.policy_path),
             ledger=ledger,

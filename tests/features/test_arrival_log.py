@@ -20,6 +20,7 @@ from features.errors import TableValidationError
 from features.ingest import append_file, load_data_dir
 from features.validation import validate_dir
 from scoring.cli import main
+from tests.factories import copy_store
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,7 @@ def loaded(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def store(loaded: Path, tmp_path: Path) -> Path:
     """A private copy of the loaded store (its log is appended to)."""
-    import shutil
-
-    copy = tmp_path / "store"
-    shutil.copytree(loaded, copy)
-    return copy
+    return copy_store(loaded, tmp_path / "store")
 
 
 def _new_orders(tiny_world: Path, ids: list[str]) -> pd.DataFrame:

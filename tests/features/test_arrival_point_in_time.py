@@ -4,7 +4,6 @@ their event time (a late-posted repayment, a backfilled order, a contract closed
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ from features.feature_store import (
     write_feature_store,
 )
 from features.ingest import load_data_dir
+from tests.factories import copy_store
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,7 @@ def _late_batches(store: Path, t: pd.Timestamp, draw: st.DrawFn) -> list[tuple[s
 @given(data=st.data(), days_before_end=st.integers(min_value=1, max_value=300))
 def test_rows_recorded_at_or_after_t_change_no_feature_as_of_t(loaded, tmp_path_factory,
                                                                data, days_before_end):  # fmt: skip
-    store = tmp_path_factory.mktemp("pit-example") / "store"
-    shutil.copytree(loaded, store)
+    store = copy_store(loaded, tmp_path_factory.mktemp("pit-example") / "store")
     end = validated_tables(store)["orders"]["placed_at"].max()
     t = (end - pd.Timedelta(days=days_before_end)).floor("s")
     before = _features_as_of(store, t)
@@ -92,8 +91,7 @@ def test_rows_recorded_at_or_after_t_change_no_feature_as_of_t(loaded, tmp_path_
 
 
 def test_features_build_as_of_a_time_reads_only_rows_recorded_before_it(loaded, tmp_path):
-    store = tmp_path / "store"
-    shutil.copytree(loaded, store)
+    store = copy_store(loaded, tmp_path / "store")
     t = validated_tables(store)["orders"]["placed_at"].max() - pd.Timedelta(days=30)
     first = write_feature_store(store, out=tmp_path / "first", as_of=t)
     later = t + pd.Timedelta(days=2)

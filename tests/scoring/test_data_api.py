@@ -11,7 +11,7 @@ import pytest
 from features.arrival_log import ArrivalLog
 from features.ingest import load_data_dir
 from scoring.api.app import create_app
-from tests.factories import ValidatingClient, bearer
+from tests.factories import ValidatingClient, bearer, copy_store
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,7 @@ def loaded_store(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def feed(state, loaded_store: Path, tmp_path: Path):
-    import shutil
-
-    store = tmp_path / "store"
-    shutil.copytree(loaded_store, store)
+    store = copy_store(loaded_store, tmp_path / "store")
     state.settings = state.settings.model_copy(update={"data_dir": store})
     with ValidatingClient(create_app(state.settings, state=state)) as client:
         yield client, store

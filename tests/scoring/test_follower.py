@@ -3,7 +3,6 @@ and what it decides from equals what `features build --as-of` gives over the sam
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from features.ingest import load_data_dir
 from features.registry import ROW_COLUMNS
 from scoring.decide.data import FeatureSource
 from scoring.decide.follower import LogFollower
+from tests.factories import copy_store
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def built_store(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def live(state, built_store: Path, tmp_path: Path):
-    store = tmp_path / "store"
-    shutil.copytree(built_store, store)
+    store = copy_store(built_store, tmp_path / "store")
     state.settings = state.settings.model_copy(update={"data_dir": store})
     state.source = FeatureSource.load(store)
     return state, store
@@ -81,3 +80,17 @@ def test_a_failed_load_keeps_the_data_as_they_were(live, monkeypatch):
     assert state.source is before
     monkeypatch.undo()
     assert follower.catch_up() is True  # tried again at the next poll
+
+
+def test_a_worker_started_on_a_store_appended_to_since_its_build_serves_it_as_it_is(live):
+    _, store = live
+    built = FeatureSource.load(store, live=True)
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"]).head(1)
+    ArrivalLog(store).append("orders", orders.assign(order_id="LATE-START"), batch_id="s",
+                             source="test")  # fmt: skip
+
+    started = FeatureSource.load(store, live=True)
+
+    assert built.snapshot is not None and built.snapshot.as_of == built.data_as_of  # as built
+    assert started.snapshot is not None and started.snapshot.as_of == started.data_as_of
+    assert started.data_as_of > built.data_as_of
