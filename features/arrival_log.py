@@ -144,6 +144,14 @@ class ArrivalLog:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextmanager
+    def settled(self) -> Iterator[pd.Timestamp]:
+        """Now, taken while no batch is being appended and none may start until the block
+        ends: every row recorded before this instant is committed, so the versions read
+        inside the block hold exactly the rows recorded before it."""
+        with self._locked():
+            yield pd.Timestamp.now(tz="UTC")
+
     # reading
 
     def read(

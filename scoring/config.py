@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # how often a worker serving a store looks for new commits to its arrival log
     # (scoring/decide/follower.py); 0 reads the data once, at start
     follow_log_seconds: float = 0.5
+    # under clock "now", every farmer's features are built again as of the wall clock when
+    # this old (and at each commit); decisions are made as of that instant
+    refresh_features_seconds: float = 60.0
     # data older than this (seconds from their as-of time to now) make the worker not ready;
     # None takes any age (the simulated world, back-tests). /readyz always says the age.
     max_data_age_seconds: float | None = None

@@ -60,7 +60,8 @@ def create_app(
         app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished
         served = app.state.service.settings
         follower = None
-        if served.follow_log_seconds > 0 and ArrivalLog.present(served.data_dir):
+        follows = ArrivalLog.present(served.data_dir) or served.clock == "now"
+        if served.follow_log_seconds > 0 and follows:
             follower = LogFollower(app.state.service, poll_seconds=served.follow_log_seconds)
             follower.start()
         if after_start is not None:

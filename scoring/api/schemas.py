@@ -205,6 +205,11 @@ class Readiness(BaseModel):
     data_fresh: bool = Field(
         default=True, description="the data are no older than max_data_age_seconds, if set"
     )
+    decisions_as_of: str | None = Field(
+        default=None,
+        description="the instant decisions are made as of now (ISO 8601, UTC): the data's "
+        "as-of time, or under the wall clock the instant the features were last built",
+    )
     detail: str | None = Field(default=None, description="why the worker is not ready")
 
 

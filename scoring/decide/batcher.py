@@ -225,12 +225,13 @@ class DecisionBatcher:
         entry. Every entry is built before any is handed over: a failure writes nothing."""
         state = self.state
         model = state.models.current  # one reference: the whole batch uses this version
+        source = state.source  # and these data, as of their own time
         outcomes = evaluate_applications(
             [w.app for w in batch],
-            source=state.source,
+            source=source,
             model=model.predictor,
             policy=state.policy,
-            as_of=state.as_of(),
+            as_of=state.as_of(source),
         )
         responses, entries = [], []
         for waiting, outcome in zip(batch, outcomes, strict=True):

@@ -96,6 +96,12 @@ def _snapshot(data_dir: Path) -> Snapshot | None:
     return Snapshot.of(pd.read_parquet(data_dir / "features" / SNAPSHOT_FILE), as_of)
 
 
+def _built_snapshot(inputs: Inputs, reference: Reference, as_of: pd.Timestamp) -> Snapshot:
+    """Every farmer's features as of `as_of`, exactly as `features build --as-of` makes them."""
+    apps = snapshot_applications(inputs.farmers, inputs.contracts, as_of)
+    return Snapshot.of(build_features(inputs, apps, reference=reference), as_of)
+
+
 def completed_series(
     data_dir: Path, tables: dict[str, pd.DataFrame], series: pd.DataFrame
 ) -> pd.DataFrame:
@@ -178,20 +184,24 @@ class FeatureSource:
     _point: dict[int, PointInTime]
 
     @classmethod
-    def load(cls, data_dir: Path | str, *, live: bool = False) -> FeatureSource:
+    def load(
+        cls, data_dir: Path | str, *, live: bool = False, as_of: pd.Timestamp | None = None
+    ) -> FeatureSource:
         """Validate DATA_DIR and load it; the index series comes from features/ if built.
 
         `live` (a store whose arrival log grows while the service runs): the index series
         is completed for the scenes and fields recorded since it was built, and every
         farmer's snapshot is built again as of the data loaded now if the built one is of an
-        earlier time, so the fast path decides from what has arrived.
+        earlier time, so the fast path decides from what has arrived. `as_of` (decisions as
+        of the wall clock): only rows recorded before it are read, and the snapshot is built
+        as of it, which is what `features build --as-of` does.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
             FeatureStoreIntegrityError: a feature store file changed after it was built.
         """
         data_dir = Path(data_dir)
-        t = validated_tables(data_dir)
+        t = validated_tables(data_dir, recorded_before=as_of)
         if (data_dir / "features" / MANIFEST_FILE).exists():
             check_feature_store(data_dir / "features")  # before any of its files is read
         built = data_dir / "features" / SERIES_FILE
@@ -203,10 +213,9 @@ class FeatureSource:
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         reference = build_reference(inputs)
         snapshot = _snapshot(data_dir)
-        if live and (snapshot is None or snapshot.as_of != data_as_of):  # the log moved on
-            apps = snapshot_applications(inputs.farmers, inputs.contracts, data_as_of)
-            frame = build_features(inputs, apps, reference=reference)
-            snapshot = Snapshot.of(frame, data_as_of)
+        wanted = data_as_of if as_of is None else as_of
+        if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
+            snapshot = _built_snapshot(inputs, reference, wanted)  # the log moved on
         return cls(
             inputs=inputs,
             reference=reference,
@@ -229,6 +238,13 @@ class FeatureSource:
             ),
             buyer_grades=dict(zip(inputs.buyers["buyer_id"], inputs.buyers["grade"], strict=True)),
             _point={},
+        )
+
+    def rebuilt_at(self, as_of: pd.Timestamp) -> FeatureSource:
+        """The same data with every farmer's snapshot built as of `as_of` (the clock moved,
+        the data did not)."""
+        return replace(
+            self, snapshot=_built_snapshot(self.inputs, self.reference, as_of), _point={}
         )
 
     def farmer(self, farmer_id: str) -> dict[str, Any] | None:

@@ -38,18 +38,32 @@ class ServiceState:
         metrics.serve_model(served.name, served.version)
         return cls(
             settings=settings,
-            # a store appended to since its features were built is served as it is now
-            source=FeatureSource.load(
-                settings.data_dir, live=ArrivalLog.present(settings.data_dir)
-            ),
+            source=_first_source(settings),
             models=store,
             policy=load_policy(settings.policy_path),
             ledger=ledger,
             metrics=metrics,
         )
 
-    def as_of(self) -> pd.Timestamp:
-        """The time decisions are made as of (see Settings.clock)."""
+    def as_of(self, source: FeatureSource | None = None) -> pd.Timestamp:
+        """The time decisions from `source` (default: the current data) are made as of (see
+        Settings.clock): under the wall clock, the instant its snapshot was built
+        (scoring/decide/follower.py)."""
+        source = source or self.source
         if self.settings.clock == "now":
-            return pd.Timestamp.now(tz="UTC")
-        return self.source.data_as_of
+            snapshot = source.snapshot
+            return snapshot.as_of if snapshot is not None else pd.Timestamp.now(tz="UTC")
+        return source.data_as_of
+
+
+def _first_source(settings: Settings) -> FeatureSource:
+    """The data a worker starts from: a store appended to since its features were built is
+    served as it is now; under the wall clock, as of the instant it was read."""
+    store = ArrivalLog.present(settings.data_dir)
+    if settings.clock != "now":
+        return FeatureSource.load(settings.data_dir, live=store)
+    if not store:
+        return FeatureSource.load(settings.data_dir, as_of=pd.Timestamp.now(tz="UTC"))
+    with ArrivalLog(settings.data_dir).settled() as instant:  # nothing half-committed
+        pass
+    return FeatureSource.load(settings.data_dir, live=True, as_of=instant)

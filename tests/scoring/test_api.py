@@ -213,6 +213,7 @@ def test_health_readiness_metrics_and_champion(client, state, body):
     age = ready.pop("data_age_seconds")
     assert ready == {"model_loaded": True, "ledger_reachable": True, "ledger_writable": True,
                      "data_as_of": state.source.data_as_of.isoformat(), "data_fresh": True,
+                     "decisions_as_of": state.source.data_as_of.isoformat(),
                      "detail": None}  # fmt: skip
     assert age == pytest.approx(
         (pd.Timestamp.now(tz="UTC") - state.source.data_as_of).total_seconds(), abs=60

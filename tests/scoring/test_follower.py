@@ -94,3 +94,56 @@ def test_a_worker_started_on_a_store_appended_to_since_its_build_serves_it_as_it
     assert built.snapshot is not None and built.snapshot.as_of == built.data_as_of  # as built
     assert started.snapshot is not None and started.snapshot.as_of == started.data_as_of
     assert started.data_as_of > built.data_as_of
+
+
+def _offline_snapshot(store: Path, out: Path, as_of: pd.Timestamp) -> np.ndarray:
+    """`features build --as-of` of the store: every farmer's row, in snapshot order."""
+    built = write_feature_store(store, out=out, as_of=as_of)
+    frame = pd.read_parquet(built.out / SNAPSHOT_FILE)
+    return frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+
+
+def test_under_the_wall_clock_decisions_are_as_of_the_instant_read_and_equal_a_build_then(
+    live, tmp_path
+):
+    state, store = live
+    state.settings = state.settings.model_copy(update={"clock": "now"})
+    follower = LogFollower(state, poll_seconds=0.1, refresh_seconds=3600)
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    farmer = orders["farmer_id"].value_counts().index[-1]
+    placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=2)
+    new = (
+        orders[orders["farmer_id"] == farmer]
+        .head(2)
+        .assign(order_id=["NOW-1", "NOW-2"], placed_at=placed)
+    )
+    committed = ArrivalLog(store).append("orders", new, batch_id="now", source="test")
+
+    assert follower.catch_up() is True
+    as_of = state.as_of()
+    assert as_of > committed.recorded_at
+    assert follower.catch_up() is False  # the snapshot is younger than refresh_seconds
+    # appended after the instant: not in these features, and the next poll reads it
+    late = ArrivalLog(store).append("orders", new.assign(order_id=["NOW-3", "NOW-4"]),
+                                    batch_id="late", source="test")  # fmt: skip
+    assert late.recorded_at > as_of
+    expected = _offline_snapshot(store, tmp_path / "offline", as_of)
+    np.testing.assert_array_equal(state.source.snapshot.values, expected)
+    assert follower.catch_up() is True and state.as_of() > late.recorded_at
+
+
+def test_under_the_wall_clock_the_features_move_with_the_time_when_nothing_arrives(live, tmp_path):
+    state, store = live
+    state.settings = state.settings.model_copy(update={"clock": "now"})
+    follower = LogFollower(state, poll_seconds=0.1, refresh_seconds=0)
+    assert follower.catch_up() is True  # the built snapshot is of the data's time
+    first = state.as_of()
+    data = state.source.inputs
+    assert follower.catch_up() is True  # no commit: the same data, as of a later instant
+    second = state.as_of()
+
+    assert second > first and state.source.inputs is data
+    days_since = state.source.snapshot.values[:, list(ROW_COLUMNS).index("orders_days_since_last")]
+    assert np.nanmin(days_since) > (first - state.source.data_as_of).days
+    expected = _offline_snapshot(store, tmp_path / "offline", second)
+    np.testing.assert_array_equal(state.source.snapshot.values, expected)

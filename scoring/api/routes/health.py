@@ -31,9 +31,10 @@ def read_ready(request: Request) -> JSONResponse:
     ledger = state is not None and state.ledger.ping()
     cannot_commit = state.ledger.writable() if state is not None and ledger else None
     writable = ledger and cannot_commit is None
-    as_of, age, fresh, stale = None, None, True, None
+    as_of, age, fresh, stale, deciding = None, None, True, None, None
     if state is not None:
-        as_of = state.source.data_as_of
+        source = state.source
+        as_of, deciding = source.data_as_of, state.as_of(source).isoformat()
         age = (pd.Timestamp.now(tz="UTC") - as_of).total_seconds()
         limit = state.settings.max_data_age_seconds
         fresh = limit is None or age <= limit
@@ -49,6 +50,7 @@ def read_ready(request: Request) -> JSONResponse:
         "data_as_of": None if as_of is None else as_of.isoformat(),
         "data_age_seconds": age,
         "data_fresh": fresh,
+        "decisions_as_of": deciding,
         "detail": "; ".join(d for d in (cannot_commit, stale) if d) or None,
     }
     return JSONResponse(body, status_code=200 if model and writable and fresh else 503)
