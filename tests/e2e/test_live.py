@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from features.feature_store import validated_tables, write_feature_store
+from features.feature_store import SNAPSHOT_FILE, validated_tables, write_feature_store
 from features.ingest import load_data_dir
 from scoring.decide.data import FeatureSource
 from scoring.ledger.keys import create_key
@@ -79,3 +79,70 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
         r["code"] for r in first["reasons"]
     }
     assert declined == 8 and answer["decision"] == "decline"
+
+
+def test_under_the_wall_clock_a_running_servers_features_equal_a_build_as_of_their_instant(
+    served, tmp_path
+):
+    store = tmp_path / "store"
+    load_data_dir(served.world, store)
+    write_feature_store(store)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    source = FeatureSource.load(store)
+    bodies = [
+        b
+        for b in applications(source, store, 40)
+        if source.snapshot is not None
+        and source.snapshot.rows[b["farmer_id"]].contract_id == b["contract_id"]
+    ][:3]
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    mine = orders.head(2).assign(farmer_id=bodies[0]["farmer_id"])
+    placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=1)
+    rows = mine.assign(order_id=["NOW-1", "NOW-2"], placed_at=placed.isoformat())
+    rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+
+    env = {"AGRICREDIT_CLOCK": "now"}
+    with running_server(store, served.training, url, tmp_path, workers=2, extra_env=env) as (
+        base,
+        keys,
+        _,
+        _,
+    ):
+        book = Ledger(url)
+        _, feed = create_key(book.keys, role="data", name="orders feed")
+        lender = {"Authorization": f"Bearer {keys['lender']}"}
+        with api_client(base, timeout=30) as client:
+            ready = client.get("/readyz").json()
+            posted = client.post("/v1/data/orders", json={"batch_id": "now-1", "rows": rows},
+                                 headers={"Authorization": f"Bearer {feed}"})  # fmt: skip
+            assert posted.status_code == 201, posted.text
+            recorded = pd.Timestamp(posted.json()["recorded_at"])
+            started, answers = time.monotonic(), []
+            while len(answers) < 6 and time.monotonic() - started < 60:
+                answer = client.post("/v1/score", json=bodies[len(answers) % len(bodies)],
+                                     headers=lender).json()  # fmt: skip
+                answers = (
+                    answers + [answer] if pd.Timestamp(answer["features_as_of"]) > recorded else []
+                )
+                time.sleep(0.05)
+        stored = {a["decision_id"]: book.get(a["decision_id"]) for a in answers}
+        book.close()
+
+    # the worker started as of the wall clock, months after the data's last event
+    assert pd.Timestamp(ready["decisions_as_of"]) > pd.Timestamp(ready["data_as_of"])
+    assert len(answers) == 6, "decisions still as of before the commit after 60 s"
+    builds: dict[str, pd.DataFrame] = {}  # one per instant: each worker's snapshot
+    for answer in answers:
+        as_of = answer["features_as_of"]
+        if as_of not in builds:
+            out = tmp_path / f"offline-{len(builds)}"
+            built = write_feature_store(store, out=out, as_of=pd.Timestamp(as_of))
+            builds[as_of] = pd.read_parquet(built.out / SNAPSHOT_FILE).set_index("farmer_id")
+        frame = builds[as_of]
+        used = stored[answer["decision_id"]].body["feature_vector"]
+        farmer = stored[answer["decision_id"]].body["request"]["farmer_id"]
+        for name, value in used.items():
+            if name == "contract_requested_over_receivable":
+                continue  # the one feature of the request, not of the data
+            want = frame.loc[farmer, name]
+            assert (value is None and pd.isna(want)) or value == want, (name, value, want)
