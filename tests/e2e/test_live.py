@@ -122,7 +122,7 @@ def test_under_the_wall_clock_a_running_servers_features_equal_a_build_as_of_the
                 answer = client.post("/v1/score", json=bodies[len(answers) % len(bodies)],
                                      headers=lender).json()  # fmt: skip
                 answers = (
-                    answers + [answer] if pd.Timestamp(answer["features_as_of"]) > recorded else []
+                    [*answers, answer] if pd.Timestamp(answer["features_as_of"]) > recorded else []
                 )
                 time.sleep(0.05)
         stored = {a["decision_id"]: book.get(a["decision_id"]) for a in answers}
