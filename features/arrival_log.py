@@ -200,7 +200,7 @@ class ArrivalLog:
         frame, problems = type_table(stored.drop(columns=absent), spec, f"log/{spec.name}")
         if problems:  # only what validation let in was committed
             raise TableValidationError(problems)
-        frame[RECORDED_AT] = stored[RECORDED_AT].to_numpy()
+        frame[RECORDED_AT] = stored[RECORDED_AT].array  # to_numpy() would box every instant
         if spec.name == FIELDS.name:
             frame["geometry"] = shapely.from_wkb(stored[GEOMETRY].to_numpy())
             frame.attrs["crs"] = (
