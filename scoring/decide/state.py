@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.arrival_log import ArrivalLog
+from features.arrival_log import ArrivalLog, Versions
 from scoring.config import Settings
 from scoring.decide.data import FeatureSource
 from scoring.decide.model_store import ModelStore
@@ -25,6 +25,7 @@ class ServiceState:
     policy: Policy
     ledger: Ledger
     metrics: ServiceMetrics
+    log_versions: Versions = ()  # of the arrival log, when `source` was read (none: no log)
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceState:
@@ -36,13 +37,15 @@ class ServiceState:
         served = store.load()
         metrics = ServiceMetrics()
         metrics.serve_model(served.name, served.version)
+        source, versions = load_source(settings)
         return cls(
             settings=settings,
-            source=_first_source(settings),
+            source=source,
             models=store,
             policy=load_policy(settings.policy_path),
             ledger=ledger,
             metrics=metrics,
+            log_versions=versions,
         )
 
     def as_of(self, source: FeatureSource | None = None) -> pd.Timestamp:
@@ -56,14 +59,22 @@ class ServiceState:
         return source.data_as_of
 
 
-def _first_source(settings: Settings) -> FeatureSource:
-    """The data a worker starts from: a store appended to since its features were built is
-    served as it is now; under the wall clock, as of the instant it was read."""
+def settled_read(
+    settings: Settings, log: ArrivalLog | None
+) -> tuple[pd.Timestamp | None, Versions]:
+    """The instant to decide as of (None: as of the data) and the log's versions, read
+    together while no batch is being appended: the versions hold exactly the rows
+    recorded before the instant. `log` None: the data directory has no log."""
+    if log is None:
+        return (pd.Timestamp.now(tz="UTC") if settings.clock == "now" else None), ()
+    with log.settled() as instant:
+        return (instant if settings.clock == "now" else None), log.versions()
+
+
+def load_source(settings: Settings) -> tuple[FeatureSource, Versions]:
+    """The data a worker starts from, and the log versions they hold: a store appended to
+    since its features were built is served as it is now; under the wall clock, as of
+    the instant it was read."""
     store = ArrivalLog.present(settings.data_dir)
-    if settings.clock != "now":
-        return FeatureSource.load(settings.data_dir, live=store)
-    if not store:
-        return FeatureSource.load(settings.data_dir, as_of=pd.Timestamp.now(tz="UTC"))
-    with ArrivalLog(settings.data_dir).settled() as instant:  # nothing half-committed
-        pass
-    return FeatureSource.load(settings.data_dir, live=True, as_of=instant)
+    instant, versions = settled_read(settings, ArrivalLog(settings.data_dir) if store else None)
+    return FeatureSource.load(settings.data_dir, live=store, as_of=instant), versions

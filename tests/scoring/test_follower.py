@@ -15,6 +15,7 @@ from features.ingest import load_data_dir
 from features.registry import ROW_COLUMNS
 from scoring.decide.data import FeatureSource
 from scoring.decide.follower import LogFollower
+from scoring.decide.state import load_source
 from tests.factories import copy_store
 
 
@@ -30,7 +31,7 @@ def built_store(served, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def live(state, built_store: Path, tmp_path: Path):
     store = copy_store(built_store, tmp_path / "store")
     state.settings = state.settings.model_copy(update={"data_dir": store})
-    state.source = FeatureSource.load(store)
+    state.source, state.log_versions = load_source(state.settings)
     return state, store
 
 
@@ -147,3 +148,24 @@ def test_under_the_wall_clock_the_features_move_with_the_time_when_nothing_arriv
     assert np.nanmin(days_since) > (first - state.source.data_as_of).days
     expected = _offline_snapshot(store, tmp_path / "offline", second)
     np.testing.assert_array_equal(state.source.snapshot.values, expected)
+
+
+def test_data_read_as_of_an_instant_leave_out_what_was_recorded_after_it(live, tmp_path):
+    _, store = live
+    log = ArrivalLog(store)
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    farmer = orders["farmer_id"].value_counts().index[-1]
+    placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=3)
+    mine = orders[orders["farmer_id"] == farmer].head(1).assign(placed_at=placed)
+    log.append("orders", mine.assign(order_id="BEFORE"), batch_id="before", source="test")
+    with log.settled() as instant:
+        pass
+    log.append("orders", mine.assign(order_id="AFTER"), batch_id="after", source="test")
+
+    read = FeatureSource.load(store, live=True, as_of=instant)
+
+    ids = set(read.inputs.orders["order_id"])
+    assert "BEFORE" in ids and "AFTER" not in ids
+    assert read.snapshot is not None and read.snapshot.as_of == instant
+    expected = _offline_snapshot(store, tmp_path / "offline", instant)
+    np.testing.assert_array_equal(read.snapshot.values, expected)
