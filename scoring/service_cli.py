@@ -105,13 +105,17 @@ def serve(
     """Serve the decision API (uvicorn) with the champion model."""
     import uvicorn
 
+    from scoring.config import get_settings
+
+    if data_dir is not None:
+        # workers read settings themselves; a settings read before this would serve the default
+        os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()
     _preflight(host, port)
 
     from scoring.http_protocol import ProblemHttpProtocol
     from scoring.workers import SERVED_APP, run_reuse_port_workers, run_workers
 
-    if data_dir is not None:
-        os.environ["AGRICREDIT_DATA_DIR"] = str(data_dir)  # workers read settings themselves
     if workers > 1:  # the supervisor deals connections to the workers in turn
         run = run_reuse_port_workers if reuse_port else run_workers
         raise SystemExit(run(host, port, workers, access_log=access_log, pin_cpus=pin_cpus))

@@ -298,3 +298,17 @@ def test_a_trained_champion_decides_over_http(trained_served, tmp_path):
     book = Ledger(ledger_url)
     assert book.count() == 40 and book.verify().ok
     book.close()
+
+
+def test_serve_with_one_worker_serves_the_data_directory_it_is_given(served, source, tmp_path):
+    # the environment names another folder: --data must win, and nothing be made there
+    elsewhere = tmp_path / "elsewhere"
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_server(
+        served.world, served.training, url, tmp_path, workers=1,
+        extra_env={"AGRICREDIT_DATA_DIR": str(elsewhere)}, serve_args=("--data", str(served.world)),
+    ) as (base, _, _, _):  # fmt: skip
+        ready = httpx.get(f"{base}/readyz", timeout=10).json()
+
+    assert ready["data_as_of"] == source.data_as_of.isoformat()
+    assert not elsewhere.exists()
