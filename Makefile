@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-fast lint fmt bench clean
 
-DEMO_BODY := {"farmer_id":"F0000","contract_id":"K2287","requested_minor":1500000,"inputs":[{"supplier_id":"S002","item":"hybrid maize seed","amount_minor":900000},{"supplier_id":"S003","item":"NPK fertiliser","amount_minor":600000}]}
+# the demo's world ends now and is served as of the wall clock; the application to try is
+# the one the simulator wrote for this world (a farmer with an active contract, today)
+DEMO_SEED ?= 5
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/agricredit simulate --out data/world
+	$(BIN)/agricredit simulate --out data/world --seasons 5 --seed $(DEMO_SEED) --until now
 	$(BIN)/agricredit data validate data/world
 	$(BIN)/agricredit features build --data data/world
 	$(BIN)/agricredit train --data data/world --ablate
@@ -27,7 +29,7 @@ demo: setup
 	echo "try, once the server below says it is running:"; \
 	echo "  curl -s -X POST http://127.0.0.1:8000/v1/score -H 'Authorization: Bearer '$$KEY \\"; \
 	echo "    -H 'Idempotency-Key: demo-1' -H 'content-type: application/json' \\"; \
-	echo "    -d '"'$(DEMO_BODY)'"'"; \
+	echo "    -d '"$$($(BIN)/python -c 'import json; print(json.dumps(json.load(open("data/world/world.json"))["example_application"]))')"'"; \
 	echo "API docs: http://127.0.0.1:8000/docs"
 	$(BIN)/agricredit serve --data data/world --host 127.0.0.1 --port 8000
 

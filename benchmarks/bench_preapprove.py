@@ -94,7 +94,11 @@ def run_world(world: Path, cases: list[tuple[str, int | None]], repeats: int) ->
     contract, everyone = latest[coop], source.coop_members[coop]
     tmp = Path(tempfile.mkdtemp())
     ledger_url = f"sqlite:///{tmp / 'ledger.db'}"
-    env = os.environ | {"AGRICREDIT_DATA_DIR": str(world), "AGRICREDIT_DATABASE_URL": ledger_url}
+    env = os.environ | {
+        "AGRICREDIT_DATA_DIR": str(world),
+        "AGRICREDIT_DATABASE_URL": ledger_url,
+        "AGRICREDIT_CLOCK": "data",  # the benchmark world, as of its own data
+    }
     made = subprocess.run([BIN / "agricredit", "keys", "create", "--role", "lender"], env=env,
                           capture_output=True, text=True, check=True)  # fmt: skip
     key = made.stdout.splitlines()[1]

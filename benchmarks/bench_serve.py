@@ -152,6 +152,7 @@ def ours(
             f"sqlite:///{tmp / f'ledger-{workers}-{fast_path}-{reuse_port}.db'}"
         ),
         "AGRICREDIT_SCORE_FAST_PATH": str(fast_path).lower(),
+        "AGRICREDIT_CLOCK": "data",  # the frozen world, as of its own data
     }
     key = subprocess.run(
         [BIN / "agricredit", "keys", "create", "--role", "lender"],

@@ -32,6 +32,7 @@ import shapely
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pyproj import CRS, Transformer
 
+from features import clock
 from features.errors import TableValidationError
 from features.problems import Problem
 from features.store import arrow_schema
@@ -153,7 +154,7 @@ class ArrivalLog:
         ends: every row recorded before this instant is committed, so the versions read
         inside the block hold exactly the rows recorded before it."""
         with self._locked():
-            yield pd.Timestamp.now(tz="UTC")
+            yield clock.now()
 
     # reading
 
@@ -297,7 +298,7 @@ class ArrivalLog:
                 raise TableValidationError(problems)
             if spec.name == FIELDS.name and geometry is not None and crs is not None:
                 geometry, crs = self._in_log_crs(geometry, crs)
-            now = _utc(recorded_at or pd.Timestamp.now(tz="UTC"))
+            now = _utc(recorded_at or clock.now())
             stamps = self._stamps(spec, raw, frame, now, bulk=bulk)
             table_data = self._arrow(spec, frame, stamps, batch_id, geometry, crs)
             if before_commit is not None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from features.errors import AgricreditError, TableValidationError
 from features.problems import Problem
 from features.runners import runner_for, scheduler_option
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_SHOWN = 50
 
@@ -56,6 +59,14 @@ def _print_problems(problems: list[Problem]) -> None:
     default=None,
     help="Share of farmers who belong to a co-op (default 0.55).",
 )
+@click.option(
+    "--until",
+    default=None,
+    metavar="now|INSTANT",
+    help="Extract the world at this instant (ISO 8601, UTC unless stated, or 'now'): its "
+    "seasons are the ones before, the last perhaps still maturing, the next being signed. "
+    "Default: 28 February after the last loan season, the seasons from 2022.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(
     out: Path,
@@ -66,6 +77,7 @@ def simulate(
     imagery_counties: int | None,
     members_per_coop: int | None,
     coop_member_share: float | None,
+    until: str | None,
     quiet: bool,
 ) -> None:
     """Simulate a smallholder world and write it as input tables, fields and scenes."""
@@ -78,26 +90,42 @@ def simulate(
             optional["members_per_coop"] = members_per_coop
         if coop_member_share is not None:
             optional["coop_member_share"] = coop_member_share
-        params = WorldParams(
-            farmers=farmers,
-            seasons=seasons,
-            seed=seed,
-            counties=counties,
-            imagery_counties=imagery_counties,
-            **optional,
-        )
+        given = dict(farmers=farmers, seasons=seasons, seed=seed, counties=counties,
+                     imagery_counties=imagery_counties, **optional)  # fmt: skip
+        if until is None:
+            params = WorldParams(**given)
+        else:
+            params = WorldParams.ending(_instant(until), **given)
     except AgricreditError as exc:
         raise click.BadParameter(str(exc)) from exc
     s = simulate_world(params, out, progress=not quiet)
     click.echo(
         f"wrote {s.out}: {s.farmers:,} farmers, {s.fields:,} fields, "
         f"{s.orders:,} orders, {s.contracts:,} contracts, {s.loans:,} loans, "
-        f"{s.scenes:,} scenes"
+        f"{s.scenes:,} scenes, extracted at {s.extracted_at}"
     )
     click.echo(
         f"loan default rate {s.default_rate:.1%}; oracle AUC (true_pd vs outcome) "
         f"{s.oracle_auc:.3f}"
     )
+
+
+def _instant(text: str) -> pd.Timestamp:
+    """'now' (to the minute) or an ISO 8601 instant, UTC unless it says otherwise."""
+    import pandas as pd
+
+    from features import clock
+
+    if text == "now":
+        return clock.now().floor("min")
+    try:
+        at = pd.Timestamp(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r} is not an instant; give 'now' or ISO 8601, e.g. 2026-12-02T09:30",
+            param_hint="--until",
+        ) from exc
+    return at.tz_localize("UTC") if at.tzinfo is None else at
 
 
 def store_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

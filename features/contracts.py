@@ -222,8 +222,12 @@ def build_contract_features(
     party_ok, signed, open_ = (c[k].to_numpy(dtype=bool) for k in ("party_ok", "signed", "open"))
     share = c["share"].to_numpy(dtype=float)
     apps = c[["application_id", "farmer_id", "as_of", "coop_id", "requested_minor"]]
-    value = c["quantity_kg"].to_numpy(dtype=float) * c["price_per_kg_minor"].to_numpy(dtype=float)
-    receivable = np.where(open_, value * share, 0.0)
+    # an open contract's version may report what is delivered so far; a closed row's final
+    # delivery is not known before its closing
+    so_far = c["delivered_kg"].where(c["closed_at"].isna()).fillna(0.0).to_numpy(dtype=float)
+    undelivered = np.maximum(c["quantity_kg"].to_numpy(dtype=float) - so_far, 0.0)
+    unpaid = undelivered * c["price_per_kg_minor"].to_numpy(dtype=float)
+    receivable = np.where(open_, unpaid * share, 0.0)
     grade = (
         c["buyer_id"]
         .map(buyers.set_index("buyer_id")["grade"])

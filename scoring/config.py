@@ -12,14 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from training.config import get_training_settings
 
 # the versioned policy shipped with the package (scoring/policies/)
-DEFAULT_POLICY = Path(__file__).parent / "policies" / "v1.yaml"
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "v2.yaml"
 
 
 class Settings(BaseSettings):
     """Where the data, ledger, policy and model come from, and the request limits.
 
-    `clock`: "data" decides as of just after the latest event in the loaded data (the
-    simulated world and back-tests); "now" decides as of the wall clock (production).
+    `clock`: "now" (the default) decides as of the wall clock; "data" as of just after the
+    latest event in the loaded data (a world extracted in the past, and back-tests).
     """
 
     model_config = SettingsConfigDict(env_prefix="AGRICREDIT_", extra="ignore")
@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     policy_path: Path = DEFAULT_POLICY
     model_ref: str = "champion"
-    clock: Literal["data", "now"] = "data"
+    clock: Literal["data", "now"] = "now"
     max_body_bytes: int = 64 * 1024
     # well-formed POST /v1/score requests skip the framework's request handling
     # (scoring/api/fast_path.py); off, the route answers every request itself

@@ -26,10 +26,18 @@ def select_features(sources: tuple[str, ...] = SOURCES) -> list[FeatureSpec]:
 
 
 def labelled(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Loans whose outcome is known, with `season` = the year of the application."""
-    rows = matrix[matrix["outcome_known"].astype(bool)].copy()
+    """Loans of the seasons whose every outcome is known, with `season` = the year of the
+    application.
+
+    A season still maturing is left out whole: the outcomes known early in it are those of
+    the loans due first, not a fair sample of the season.
+    """
+    season = pd.Series(pd.DatetimeIndex(matrix["as_of"]).year, index=matrix.index)
+    known = matrix["outcome_known"].astype(bool)
+    maturing = season[~known].unique()
+    rows = matrix[known & ~season.isin(maturing)].copy()
     rows[LABEL] = rows[LABEL].astype(bool)
-    rows["season"] = pd.DatetimeIndex(rows["as_of"]).year
+    rows["season"] = season[rows.index]
     return rows.sort_values(["as_of", "application_id"], ignore_index=True)
 
 

@@ -63,6 +63,16 @@ class GrowingSeason:
             years.astype("int64").astype(str) + f"-{m:02d}-{d:02d}", utc=True
         ).set_axis(years.index)
 
+    def latest_in_season(self, at: pd.Timestamp) -> pd.Timestamp:
+        """`at` when it falls in a growing season, else the end of the last one before it:
+        the instant up to which imagery could have been expected."""
+        year = at.year
+        end = pd.Timestamp(year=year, month=self.end[0], day=self.end[1], tz="UTC")
+        start = pd.Timestamp(year=year, month=self.start[0], day=self.start[1], tz="UTC")
+        if start <= at < end:
+            return at
+        return end if at >= end else end - pd.DateOffset(years=1)
+
     def start_of(self, years: pd.Series) -> pd.Series:
         """Start timestamp (UTC) of each season year."""
         m, d = self.start

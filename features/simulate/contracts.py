@@ -12,14 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.simulate.calendar import day_of_year, season_year
+from features.simulate.calendar import season_year, signing_opens
 from features.simulate.ids import id_width, make_ids
 from features.simulate.markets import Markets, seasonal_log_price, shock_ramp
 from features.simulate.params import CROPS_BY_NAME, WorldParams
 from features.simulate.population import Population, sigmoid
 
-SIGNING_DOY = 10  # contracts are signed from 10 January ...
-SIGNING_SPREAD_DAYS = 45  # ... over six weeks
 DELIVERY_WINDOW_DAYS = 30
 
 
@@ -58,7 +56,7 @@ def _parties_for_season(
         .declared_area_ha.sum()
     )
     area = (farmers.farmer_id + "|" + crop).map(declared).fillna(0.0)
-    signing_by = day_of_year(year, SIGNING_DOY + SIGNING_SPREAD_DAYS)
+    signing_by = signing_opens(params, year) + pd.Timedelta(days=params.signing_days)
     eligible = (farmers.registered_at < signing_by) & (area > 0)
     alone = farmers.coop_id.isna() & (rng.random(len(farmers)) < params.individual_contract_share)
     under = eligible & (farmers.coop_id.notna() | alone)
@@ -96,8 +94,8 @@ def _sign(
     n = len(agg)
     buyers = markets.buyers
     buyer = rng.integers(0, len(buyers), n)
-    signed = day_of_year(year, SIGNING_DOY) + pd.to_timedelta(
-        rng.uniform(0, SIGNING_SPREAD_DAYS, n), unit="D"
+    signed = signing_opens(params, year) + pd.to_timedelta(
+        rng.uniform(0, params.signing_days, n), unit="D"
     )
     signed = pd.Series(signed.floor("h"), index=agg.index)
     yield_kg = agg.crop.map({k: c.yield_kg_ha for k, c in CROPS_BY_NAME.items()})

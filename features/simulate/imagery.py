@@ -74,7 +74,7 @@ def scene_dates(params: WorldParams, county_number: int) -> list[pd.Timestamp]:
             params.imagery_start_doy + offset, params.imagery_end_doy + 1, params.revisit_days
         ):
             when = day_of_year(year, doy) + pd.Timedelta(hours=ACQUISITION_HOUR_UTC)
-            if when <= end:
+            if when < end:
                 dates.append(when)
     return dates
 

@@ -248,9 +248,12 @@ def _repayments(
         }
     ).sort_values(["paid_at", "loan_id"], ignore_index=True)
     rows["paid_at"] = pd.DatetimeIndex(rows.paid_at).floor("min")
+    rows = rows[rows.paid_at < extracted].reset_index(drop=True)  # not yet paid: not here
     rows.insert(0, "repayment_id", make_ids("R", np.arange(len(rows)), id_width(len(rows))))
     late = np.maximum((good_paid_at - loans.due_at).dt.days.to_numpy(), 0)
-    dpd = np.where(defaulted, (extracted - loans.due_at).dt.days.to_numpy(), late)
+    unpaid = np.maximum((extracted - loans.due_at).dt.days.to_numpy(), 0)
+    settled = ~defaulted & (good_paid_at < extracted).to_numpy()
+    dpd = np.where(settled, late, unpaid)  # as of the extraction: a loan may still mature
     return rows, dpd
 
 
@@ -272,5 +275,8 @@ def build_loans(
     apps["annual_rate"] = params.annual_rate
     repayments, dpd = _repayments(params, apps, book.contracts, population, rng)
     apps["days_past_due"] = dpd.astype("int64")
-    assert ((apps.days_past_due >= DPD_DEFAULT) == apps.defaulted).all()
+    # `defaulted` is the outcome the loan reaches; by the extraction it may not have yet
+    matured = apps.due_at + pd.Timedelta(days=DPD_DEFAULT) < extracted_at(params)
+    reached = apps.days_past_due >= DPD_DEFAULT
+    assert (~reached | apps.defaulted).all() and (reached == apps.defaulted)[matured].all()
     return LoanBook(apps, repayments)

@@ -7,8 +7,17 @@ can list them and a test can check the list is complete.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
 
 from features.errors import SimulationParameterError
+from features.simulate.calendar import (
+    FORWARD_SIGNING_DAYS,
+    FORWARD_SIGNING_DOY,
+    extraction_window,
+    first_year_ending,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class WorldParams:
     seed: int = 7
     counties: int = 4
     first_year: int = 2022
+    # when the data were extracted (ISO 8601, UTC); None: 28 February after the last loan
+    # season. Made by `WorldParams.ending`, which also sets first_year to match.
+    extracted_on: str | None = None
     imagery_counties: int | None = None  # None: every county; 0: tables only
     # --- imagery
     pixel_size_m: float = 10.0
@@ -90,6 +102,8 @@ class WorldParams:
     yield_noise: float = 0.30  # sd of the idiosyncratic log-yield shock
     abandon_logit: float = -3.6  # logit of abandoning a field for an average farmer
     # --- markets and contracts
+    signing_opens_doy: int = 10  # a season's contracts are signed from 10 January ...
+    signing_days: int = 45  # ... over six weeks (a world `ending` at an instant: forward)
     buyers_per_farmer: float = 1 / 120
     shaky_buyer_share: float = 0.20  # buyers that often fail to pay
     harvest_price_sd: float = 0.18  # sd of the log harvest-price shock per crop and season
@@ -110,6 +124,8 @@ class WorldParams:
             "revisit_days": 1 <= self.revisit_days <= 30,
             "members_per_coop": self.members_per_coop >= 1,
             "coop_member_share": 0.0 <= self.coop_member_share <= 1.0,
+            "signing_opens_doy": -300 <= self.signing_opens_doy <= 60,
+            "signing_days": 1 <= self.signing_days <= 200,
         }
         for name, ok in checks.items():
             if not ok:
@@ -117,13 +133,45 @@ class WorldParams:
                     f"{name} is out of range; got {getattr(self, name)!r} "
                     "(farmers >= 50, 3 <= seasons <= 12, 1 <= counties <= "
                     f"{len(COUNTY_NAMES)}, 2 <= pixel_size_m <= 60, 1 <= revisit_days <= 30, "
-                    "members_per_coop >= 1, 0 <= coop_member_share <= 1)"
+                    "members_per_coop >= 1, 0 <= coop_member_share <= 1, "
+                    "-300 <= signing_opens_doy <= 60, 1 <= signing_days <= 200)"
                 )
         if self.imagery_counties is not None and not 0 <= self.imagery_counties <= self.counties:
             raise SimulationParameterError(
                 f"imagery_counties must be between 0 and counties ({self.counties}); "
                 f"got {self.imagery_counties}"
             )
+
+        if self.extracted_on is not None:
+            when = pd.Timestamp(self.extracted_on)
+            if when.tzinfo is None:
+                raise SimulationParameterError(
+                    f"extracted_on must carry its time zone; got {self.extracted_on!r} "
+                    "(e.g. 2026-12-02T09:30:00+00:00)"
+                )
+            opens, closes = extraction_window(self)
+            if not opens <= when < closes:
+                raise SimulationParameterError(
+                    f"extracted_on {when:%Y-%m-%d} does not fall in the world's calendar: "
+                    f"with first_year {self.first_year} and {self.seasons} seasons it must be "
+                    f"from {opens:%Y-%m-%d} to before {closes:%Y-%m-%d}. Make the parameters "
+                    "with WorldParams.ending(when, ...), which sets first_year to match"
+                )
+
+    @classmethod
+    def ending(cls, when: pd.Timestamp | str, **params: Any) -> WorldParams:
+        """Parameters of a world extracted at `when` (for the demo: now), its seasons the
+        ones before: the last loan season may still be maturing, the next being signed.
+        Contracts are signed forward, from 1 November, unless `signing_opens_doy` says."""
+        at = pd.Timestamp(when)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        # forward contracts, signed from November: whenever the extraction, a farmer may
+        # have a contract to apply against (with January signing none is open in December)
+        params = {"signing_opens_doy": FORWARD_SIGNING_DOY,
+                  "signing_days": FORWARD_SIGNING_DAYS} | params  # fmt: skip
+        seasons = params.get("seasons", cls.seasons)
+        year = first_year_ending(at, seasons, params["signing_opens_doy"])
+        return cls(**params, first_year=year, extracted_on=at.isoformat())
 
     @property
     def imaged_counties(self) -> int:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from features.simulate.arrivals import recorded_at
 from features.simulate.calendar import extracted_at
 from features.simulate.contracts import ContractBook, build_contracts
+from features.simulate.extraction import known_at
 from features.simulate.geography import CountyGrid, lay_out_fields, write_fields_geojson
 from features.simulate.ids import id_width, make_ids
 from features.simulate.imagery import (
@@ -121,7 +122,10 @@ def _draw(params: WorldParams, rngs: dict[str, np.random.Generator], bar: tqdm) 
     )
 
 
-def _write_tables(world: _World, out: Path, rng: np.random.Generator) -> None:
+def _write_tables(
+    world: _World, out: Path, rng: np.random.Generator, extracted: pd.Timestamp
+) -> dict[str, pd.DataFrame]:
+    """Write the public tables as known at `extracted` and the truth; the tables written."""
     pop = world.population
     tables = {
         "coops": pop.coops,
@@ -134,11 +138,14 @@ def _write_tables(world: _World, out: Path, rng: np.random.Generator) -> None:
         "loans": world.loans.loans,
         "repayments": world.loans.repayments,
     }
+    written = {}
     for name, frame in tables.items():
         arrived = recorded_at(name, frame, rng)
         if arrived is not None:
             frame = frame.assign(recorded_at=arrived)
-        write_table(frame, get_table(name), out / f"{name}.parquet")
+        known = known_at(name, frame, extracted)
+        write_table(known, get_table(name), out / f"{name}.parquet")
+        written[name] = known
     write_fields_geojson(out / FIELDS_FILE, pop.fields, world.corners)
     truth = out / TRUTH_DIR
     truth.mkdir()
@@ -150,6 +157,7 @@ def _write_tables(world: _World, out: Path, rng: np.random.Generator) -> None:
     world.field_seasons.to_parquet(truth / "field_seasons.parquet")
     world.book.parties.to_parquet(truth / "contract_parties.parquet")
     world.loans.loans.to_parquet(truth / "loans.parquet")
+    return written
 
 
 def _write_scenes(
@@ -180,8 +188,11 @@ def _write_scenes(
     frame = frame.sort_values(["acquired_at", "path"], ignore_index=True)
     frame["scene_id"] = make_ids("S2SIM-", np.arange(len(frame)), id_width(len(frame)))
     frame["recorded_at"] = recorded_at("scenes", frame, rngs["arrivals"])
-    write_table(frame, get_table("scenes"), out / "scenes.parquet")
-    return frame
+    known = known_at("scenes", frame, extracted_at(params))
+    for path in frame["path"][~frame["scene_id"].isin(known["scene_id"])]:
+        (out / path).unlink()  # acquired, but delivered after the extraction
+    write_table(known, get_table("scenes"), out / "scenes.parquet")
+    return known
 
 
 def simulate_world(params: WorldParams, out: Path | str, *, progress: bool = True) -> WorldSummary:
@@ -211,31 +222,67 @@ def simulate_world(params: WorldParams, out: Path | str, *, progress: bool = Tru
     ) as bar:
         world = _draw(params, rngs, bar)
         with atomic_directory(out) as staging:
-            _write_tables(world, staging, rngs["arrivals"])
+            written = _write_tables(world, staging, rngs["arrivals"], extracted_at(params))
             bar.set_postfix_str("tables written")
             bar.update(1)
             bar.set_postfix_str("scenes")
             scenes = _write_scenes(params, world, staging, rngs, bar)
-            summary = _summarise(params, world, out, len(scenes))
-            (staging / "world.json").write_text(
-                json.dumps(
-                    {"params": asdict(params), "summary": asdict(summary)}, indent=2, default=str
-                )
-            )
+            counts = {name: len(frame) for name, frame in written.items()}
+            summary = _summarise(params, world, out, counts | {"scenes": len(scenes)})
+            described = {
+                "params": asdict(params),
+                "summary": asdict(summary),
+                "example_application": example_application(written),
+            }
+            (staging / "world.json").write_text(json.dumps(described, indent=2, default=str))
     log.info("simulated world at %s: %s", out, summary)
     return summary
 
 
-def _summarise(params: WorldParams, world: _World, out: Path, n_scenes: int) -> WorldSummary:
-    loans = world.loans.loans
+def example_application(tables: dict[str, pd.DataFrame]) -> dict[str, object] | None:
+    """An application a lender could send at the extraction: the first farmer with an
+    active contract of their own, for seed and fertiliser from approved suppliers of their
+    county (the demo's). None when no contract is active then."""
+    contracts = tables["contracts"]
+    active = contracts[(contracts.status == "active") & (contracts.party_type == "farmer")]
+    if active.empty:
+        return None
+    contract = active.sort_values(["farmer_id", "contract_id"]).iloc[0]
+    farmers = tables["farmers"].set_index("farmer_id")
+    suppliers = tables["suppliers"]
+    approved = suppliers[suppliers.approved]
+    local = approved[approved.county == farmers.county[contract.farmer_id]]
+
+    def supplier(category: str) -> str:
+        of = local[local.category == category]
+        of = of if len(of) else approved[approved.category == category]
+        return str((of if len(of) else approved).supplier_id.iloc[0])
+
+    return {
+        "farmer_id": str(contract.farmer_id),
+        "contract_id": str(contract.contract_id),
+        "requested_minor": 1_500_000,
+        "inputs": [
+            {"supplier_id": supplier("seed"), "item": f"{contract.crop} seed",
+             "amount_minor": 900_000},
+            {"supplier_id": supplier("fertiliser"), "item": "NPK fertiliser",
+             "amount_minor": 600_000},
+        ],
+    }  # fmt: skip
+
+
+def _summarise(
+    params: WorldParams, world: _World, out: Path, written: dict[str, int]
+) -> WorldSummary:
+    loans = world.loans.loans  # the default rate and the oracle: outcomes as they turn out
     return WorldSummary(
         out=str(out),
         farmers=len(world.population.farmers),
         fields=len(world.population.fields),
-        orders=len(world.orders),
-        contracts=len(world.book.contracts),
-        loans=len(loans),
-        scenes=n_scenes,
+        orders=written["orders"],
+        contracts=written["contracts"],
+        loans=written["loans"],
+        scenes=written["scenes"],
         default_rate=float(loans.defaulted.mean()),
         oracle_auc=roc_auc(loans.defaulted.to_numpy(), loans.true_pd.to_numpy()),
         extracted_at=extracted_at(params).isoformat(),

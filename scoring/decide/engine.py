@@ -18,6 +18,7 @@ from pandas import Timestamp
 from features.asof import DAY_NS, instant_ns
 from features.assembly import build_features
 from features.registry import FLAG_NAMES, ROW_COLUMNS
+from features.satellite.seasons import GrowingSeason
 from scoring.decide.counteroffer import Counteroffer, search
 from scoring.decide.data import FeatureSource
 from scoring.decide.policy import Case, Decision, Policy, decide
@@ -26,6 +27,8 @@ from scoring.decide.reasons import MAX_REASONS, ModelReason
 from scoring.errors import InvalidApplicationError, NotFoundError
 
 MAX_REQUEST_MINOR = 10**12  # far above any input loan: a typo, not an application
+
+GROWING_SEASON = GrowingSeason()  # the one the satellite features are built on
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def _policy_inputs(
     source: FeatureSource, apps: list[Application], rows: FeatureRows, as_of: pd.Timestamp
 ) -> list[_PolicyInputs]:
     t = instant_ns(as_of)
+    season_clock = instant_ns(GROWING_SEASON.latest_in_season(pd.Timestamp(as_of)))
     point = source.at(as_of)
     ratios = rows.column("sat_last_cultivated_ratio").tolist()
     out = []
@@ -212,7 +216,8 @@ def _policy_inputs(
                 arrears_days=float(arrears),
                 verified_ha=ratio * crop_area if known else None,
                 cultivated_ratio=ratio if known else None,
-                days_since_scene=(t - max(seen)) / DAY_NS if seen else None,
+                # off season no scene is due: the age counts up to the last season's end
+                days_since_scene=max(season_clock - max(seen), 0) / DAY_NS if seen else None,
             )
         )
     return out
@@ -287,6 +292,7 @@ def evaluate_applications(
     extras = _policy_inputs(source, apps, rows, as_of)
     receivable = rows.column("contract_receivable_minor")
     receivable = np.where(np.isnan(receivable), 0.0, receivable).tolist()  # none: nothing owed
+    anomaly = rows.column("sat_recent_anomaly_own").tolist()
     not_open = (rows.column("dq_no_contract") + rows.column("dq_contract_not_open")).tolist()
     decisions, cases = [], []
     for i, app in enumerate(apps):
@@ -306,6 +312,7 @@ def evaluate_applications(
             days_since_last_scene=e.days_since_scene,
             arrears_days=e.arrears_days,
             as_of=as_of,
+            recent_ndvi_anomaly=None if math.isnan(anomaly[i]) else anomaly[i],
         )
         cases.append(case)
         decisions.append(decide(case, policy))

@@ -41,6 +41,9 @@ class Knockouts(_Strict):
     max_arrears_days: int = Field(ge=0)
     min_cultivated_ratio: float = Field(ge=0, le=1)
     contract_expires_within_days: int = Field(ge=0)
+    # NDVI of the last 30 days this far below the same weeks of the fields' earlier seasons
+    # (drought, pests, abandonment): refer. None: no such check (policy v1)
+    max_recent_ndvi_drop: float | None = Field(default=None, gt=0, le=1)
 
 
 class Limits(_Strict):
@@ -109,9 +112,10 @@ class Case:
     drawn_on_contract_minor: float  # loans outstanding against the same contract
     verified_cultivated_ha: float | None
     cultivated_ratio: float | None
-    days_since_last_scene: float | None
+    days_since_last_scene: float | None  # of growing season: none is due off season
     arrears_days: float  # days past due of the applicant's worst outstanding loan now
     as_of: Timestamp
+    recent_ndvi_anomaly: float | None = None  # last 30 days against earlier seasons
 
     def at(self, requested_minor: int, pd: float, band: str) -> Case:
         """The same application at another amount, with that amount's PD and band. Built
@@ -197,6 +201,18 @@ def screen(case: Case, policy: Policy) -> tuple[list[Reason], list[Reason]]:
             Reason(
                 "FIELD_NOT_CULTIVATED",
                 "Satellite images show little of the declared field cultivated.",
+            )
+        )
+    drop = k.max_recent_ndvi_drop
+    if (
+        drop is not None
+        and case.recent_ndvi_anomaly is not None
+        and -case.recent_ndvi_anomaly > drop
+    ):
+        refers.append(
+            Reason(
+                "CROP_STRESS",
+                "Recent satellite images show the crop far below its earlier seasons.",
             )
         )
     return declines, refers

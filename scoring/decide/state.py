@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features import clock
 from features.arrival_log import ArrivalLog, Versions
 from scoring.config import Settings
 from scoring.decide.data import FeatureSource
@@ -55,7 +56,7 @@ class ServiceState:
         source = source or self.source
         if self.settings.clock == "now":
             snapshot = source.snapshot
-            return snapshot.as_of if snapshot is not None else pd.Timestamp.now(tz="UTC")
+            return snapshot.as_of if snapshot is not None else clock.now()
         return source.data_as_of
 
 
@@ -66,7 +67,7 @@ def settled_read(
     together while no batch is being appended: the versions hold exactly the rows
     recorded before the instant. `log` None: the data directory has no log."""
     if log is None:
-        return (pd.Timestamp.now(tz="UTC") if settings.clock == "now" else None), ()
+        return (clock.now() if settings.clock == "now" else None), ()
     with log.settled() as instant:
         return (instant if settings.clock == "now" else None), log.versions()
 

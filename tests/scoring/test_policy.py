@@ -65,6 +65,7 @@ def test_knockouts_decline_with_their_reason(change, code):
         ({"days_since_last_scene": None}, "IMAGERY_MISSING"),
         ({"days_since_last_scene": 400}, "IMAGERY_STALE"),
         ({"receivable_minor": 100_000}, "LIMIT_TOO_SMALL"),
+        ({"recent_ndvi_anomaly": -0.4}, "CROP_STRESS"),
     ],
 )
 def test_missing_or_stale_data_refers_and_never_approves(change, code):
@@ -103,3 +104,10 @@ def test_a_policy_file_with_a_missing_band_is_refused_naming_it(tmp_path):
         ValueError, match=r"(?s)p\.yaml: not a valid policy.*annual_rate_by_band lacks"
     ):
         load_policy(broken)
+
+
+def test_a_crop_a_little_below_its_earlier_seasons_is_not_referred_for_stress():
+    bound = POLICY.knockouts.max_recent_ndvi_drop
+    assert bound is not None
+    slight = decide(replace(GOOD, pd=0.001, band="A", recent_ndvi_anomaly=-bound / 2), POLICY)
+    assert slight.decision == "approve" and "CROP_STRESS" not in codes(slight)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from features import clock
 from scoring.api.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -35,7 +35,7 @@ def read_ready(request: Request) -> JSONResponse:
     if state is not None:
         source = state.source
         as_of, deciding = source.data_as_of, state.as_of(source).isoformat()
-        age = (pd.Timestamp.now(tz="UTC") - as_of).total_seconds()
+        age = (clock.now() - as_of).total_seconds()
         limit = state.settings.max_data_age_seconds
         fresh = limit is None or age <= limit
         if not fresh:
