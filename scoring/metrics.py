@@ -84,6 +84,21 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.table_last_recorded = Gauge(
+            "agricredit_table_last_recorded_seconds",
+            "When each input table last received a row, in the data the worker decides from "
+            "(unix seconds; its freshness is time() minus this)",
+            ["table"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+
+    def data_loaded(self, data_as_of: float, last_arrivals: dict[str, float]) -> None:
+        """The data the worker now decides from: its as-of time and each table's latest
+        arrival (unix seconds)."""
+        self.data_as_of.set(data_as_of)
+        for table, at in last_arrivals.items():
+            self.table_last_recorded.labels(table).set(at)
 
     def serve_model(self, name: str, version: str) -> None:
         """Mark the version now served (the one before it drops to 0: multiprocess mode

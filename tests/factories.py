@@ -284,6 +284,10 @@ def _nested_unexpected(annotation: object, value: object, where: str) -> list[st
         return [
             k for i, v in enumerate(value) for k in _nested_unexpected(args[0], v, f"{where}{i}.")
         ]
+    if typing.get_origin(annotation) is dict and isinstance(value, dict):
+        return [
+            k for key, v in value.items() for k in _nested_unexpected(args[1], v, f"{where}{key}.")
+        ]
     return [k for arg in args for k in _nested_unexpected(arg, value, where)]
 
 

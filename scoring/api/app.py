@@ -55,6 +55,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = state or ServiceState.build(settings)
+        app.state.service.publish_data()
         app.state.decisions = DecisionBatcher(app.state.service)
         app.state.runner = JobRunner(app.state.service)
         app.state.runner.start()  # resumes pre-approvals a stopped worker left unfinished

@@ -168,6 +168,12 @@ class ScoreResponse(BaseModel):
     features_as_of: str = Field(
         description="the instant the features were computed as of (ISO 8601, UTC)"
     )
+    data_seen: dict[str, str] = Field(
+        default_factory=dict,
+        description="the data it saw: each input table's latest arrival (recorded_at, "
+        "ISO 8601, UTC) in the data the decision read; tables without recorded times are "
+        "left out",
+    )
     data_quality_flags: list[str] = Field(
         description="missing or doubtful data the decision noticed (e.g. NO_ORDERS)"
     )
@@ -190,6 +196,13 @@ class Health(BaseModel):
     worker: int = Field(description="the answering worker process's id")
 
 
+class TableFreshness(BaseModel):
+    """When an input table last received a row."""
+
+    last_recorded_at: str = Field(description="its latest row's recorded_at (ISO 8601, UTC)")
+    age_seconds: float = Field(description="seconds from then to now")
+
+
 class Readiness(BaseModel):
     """Whether the worker can take traffic (503 when any is false)."""
 
@@ -209,6 +222,10 @@ class Readiness(BaseModel):
         default=None,
         description="the instant decisions are made as of now (ISO 8601, UTC): the data's "
         "as-of time, or under the wall clock the instant the features were last built",
+    )
+    tables: dict[str, TableFreshness] = Field(
+        default_factory=dict,
+        description="each input table's latest arrival and its age: how fresh each source is",
     )
     detail: str | None = Field(default=None, description="why the worker is not ready")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from scoring import ids
+from scoring.decide.data import FeatureSource
 from scoring.decide.engine import (
     Application,
     Outcome,
@@ -36,8 +37,18 @@ from scoring.ledger.writer import Entry, Recorded
 T = TypeVar("T")
 
 
+def data_seen(source: FeatureSource) -> dict[str, str]:
+    """The latest arrival of each input table in the data a decision read (ISO 8601)."""
+    return {table: at.isoformat() for table, at in source.last_arrivals.items()}
+
+
 def score_response(
-    outcome: Outcome, *, decision_id: str, model: ServedModel, policy_version: str
+    outcome: Outcome,
+    *,
+    decision_id: str,
+    model: ServedModel,
+    policy_version: str,
+    seen: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The body of a decision, as the lender receives it and the ledger stores it."""
     d = outcome.decision
@@ -58,6 +69,7 @@ def score_response(
         "model": {"name": model.name, "version": model.version},
         "policy_version": policy_version,
         "features_as_of": outcome.as_of.isoformat(),
+        "data_seen": seen or {},
         "data_quality_flags": outcome.flags,
     }
 
@@ -234,10 +246,15 @@ class DecisionBatcher:
             as_of=state.as_of(source),
         )
         responses, entries = [], []
+        seen = data_seen(source)
         for waiting, outcome in zip(batch, outcomes, strict=True):
             decision_id = ids.decision_id()
             response = score_response(
-                outcome, decision_id=decision_id, model=model, policy_version=state.policy.version
+                outcome,
+                decision_id=decision_id,
+                model=model,
+                policy_version=state.policy.version,
+                seen=seen,
             )
             record = {
                 "response": response,

@@ -33,6 +33,7 @@ from features.history import loan_settlements
 from features.registry import ROW_COLUMNS
 from features.satellite.seasons import good_observations
 from features.satellite.series import build_index_series
+from features.store import RECORDED_AT
 from scoring.errors import NotFoundError
 
 
@@ -124,6 +125,16 @@ def completed_series(
     return done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
 
 
+def last_arrivals(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:
+    """When each table last received a row (its latest `recorded_at`); a table without
+    recorded times (a directory extracted by hand) is left out: its arrivals are unknown."""
+    out = {}
+    for name, frame in tables.items():
+        if RECORDED_AT in frame and frame[RECORDED_AT].notna().any():
+            out[name] = pd.Timestamp(frame[RECORDED_AT].max())
+    return out
+
+
 def _fields_by_farmer(fields: pd.DataFrame) -> dict[str, list[FieldRecord]]:
     """Each farmer's fields."""
     out: dict[str, list[FieldRecord]] = {}
@@ -171,6 +182,7 @@ class FeatureSource:
     reference: Reference
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
+    last_arrivals: dict[str, pd.Timestamp]  # each table's latest recorded_at, where known
     snapshot: Snapshot | None  # every farmer's features at the feature store's as-of
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
@@ -221,6 +233,7 @@ class FeatureSource:
             reference=reference,
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=data_as_of,
+            last_arrivals=last_arrivals(t),
             snapshot=snapshot,
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),

@@ -293,6 +293,7 @@ def evaluate_applications(
     receivable = rows.column("contract_receivable_minor")
     receivable = np.where(np.isnan(receivable), 0.0, receivable).tolist()  # none: nothing owed
     anomaly = rows.column("sat_recent_anomaly_own").tolist()
+    stale = policy.freshness.stale_sources(source.last_arrivals, pd.Timestamp(as_of))
     not_open = (rows.column("dq_no_contract") + rows.column("dq_contract_not_open")).tolist()
     decisions, cases = [], []
     for i, app in enumerate(apps):
@@ -313,6 +314,7 @@ def evaluate_applications(
             arrears_days=e.arrears_days,
             as_of=as_of,
             recent_ndvi_anomaly=None if math.isnan(anomaly[i]) else anomaly[i],
+            stale_sources=stale,
         )
         cases.append(case)
         decisions.append(decide(case, policy))

@@ -53,7 +53,7 @@ class LogFollower:
         self.seen = state.log_versions  # read with the data, so no commit falls between
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        state.metrics.data_as_of.set(state.source.data_as_of.timestamp())
+        state.publish_data()
 
     def catch_up(self) -> bool:
         """Load the store again if the log moved since the data were loaded, or build the
@@ -70,7 +70,7 @@ class LogFollower:
             return False
         self.state.source = source  # one assignment: a batch reads it once
         self.seen = now
-        self.state.metrics.data_as_of.set(source.data_as_of.timestamp())
+        self.state.publish_data()
         log.info("features as of %s in %.2f s (log versions %s)",
                  self.state.as_of().isoformat(), time.perf_counter() - started, now)  # fmt: skip
         return True

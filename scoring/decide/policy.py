@@ -16,6 +16,7 @@ import yaml
 from pandas import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.tables import TABLES_BY_NAME
 from scoring.config import DEFAULT_POLICY
 
 BANDS = ("A", "B", "C", "D", "E")
@@ -63,6 +64,27 @@ class Due(_Strict):
 
 class Freshness(_Strict):
     max_days_since_last_scene: int = Field(gt=0)
+    # an input table that has received nothing for this many days (a feed that stopped):
+    # every decision refers (policy v2; tables without recorded times are not judged)
+    max_source_age_days: dict[str, float] = {}
+
+    def stale_sources(self, last_arrivals: dict[str, Timestamp], at: Timestamp) -> tuple[str, ...]:
+        """The bounded tables whose latest arrival is older than their bound at `at`."""
+        return tuple(
+            table
+            for table, days in sorted(self.max_source_age_days.items())
+            if table in last_arrivals and at - last_arrivals[table] > pd.Timedelta(days=days)
+        )
+
+    @model_validator(mode="after")
+    def _known_tables(self) -> Freshness:
+        unknown = sorted(set(self.max_source_age_days) - set(TABLES_BY_NAME))
+        if unknown:
+            raise ValueError(
+                f"max_source_age_days names no input table: {', '.join(unknown)} "
+                f"(tables: {', '.join(TABLES_BY_NAME)})"
+            )
+        return self
 
 
 class Policy(_Strict):
@@ -116,6 +138,7 @@ class Case:
     arrears_days: float  # days past due of the applicant's worst outstanding loan now
     as_of: Timestamp
     recent_ndvi_anomaly: float | None = None  # last 30 days against earlier seasons
+    stale_sources: tuple[str, ...] = ()  # input tables staler than the policy's bound
 
     def at(self, requested_minor: int, pd: float, band: str) -> Case:
         """The same application at another amount, with that amount's PD and band. Built
@@ -202,6 +225,10 @@ def screen(case: Case, policy: Policy) -> tuple[list[Reason], list[Reason]]:
                 "FIELD_NOT_CULTIVATED",
                 "Satellite images show little of the declared field cultivated.",
             )
+        )
+    if case.stale_sources:
+        refers.append(
+            Reason("DATA_STALE", "Some of the data this decision relies on is out of date.")
         )
     drop = k.max_recent_ndvi_drop
     if (

@@ -49,6 +49,13 @@ class ServiceState:
             log_versions=versions,
         )
 
+    def publish_data(self) -> None:
+        """Tell /metrics about the data decided from now: its as-of time and each input
+        table's latest arrival."""
+        source = self.source
+        arrivals = {table: at.timestamp() for table, at in source.last_arrivals.items()}
+        self.metrics.data_loaded(source.data_as_of.timestamp(), arrivals)
+
     def as_of(self, source: FeatureSource | None = None) -> pd.Timestamp:
         """The time decisions from `source` (default: the current data) are made as of (see
         Settings.clock): under the wall clock, the instant its snapshot was built

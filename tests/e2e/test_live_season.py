@@ -159,7 +159,8 @@ def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_deci
             sales = orders[orders["status"] == "completed"].head(3).drop(columns=["recorded_at"])
             sales = sales.assign(farmer_id=a["farmer_id"], order_id=["SEASON-1", "SEASON-2",
                                  "SEASON-3"], placed_at=now - pd.Timedelta(hours=1))  # fmt: skip
-            a1 = after(post("orders", "season-orders", _iso(sales)), a, lambda _: True)
+            orders_at = post("orders", "season-orders", _iso(sales))
+            a1 = after(orders_at, a, lambda _: True)
             # 2. most of A's contract delivered: what is left to deliver bounds the limit
             left_kg = float(np.floor(a0["limit_minor"] / 4 / contract["price_per_kg_minor"]))
             delivered = pd.DataFrame([contract | {
@@ -187,6 +188,8 @@ def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_deci
     sold = a1["features"]["orders_amount_30d"] - a0["features"]["orders_amount_30d"]
     assert sold == pytest.approx(float(sales["amount_minor"].sum()), rel=1e-12)
     assert a1["features"]["orders_days_since_last"] < 1 / 24 + 1e-3
+    assert pd.Timestamp(a1["data_seen"]["orders"]) == orders_at  # the answer says what it saw
+    assert pd.Timestamp(a4["data_seen"]["scenes"]) == commit.recorded_at
     # the delivery: the receivable is what is left to deliver, and the limit follows it
     assert a0["decision"] == "approve" and a2["decision"] in ("approve", "refer")
     assert a2["features"]["contract_receivable_minor"] == left_kg * contract["price_per_kg_minor"]

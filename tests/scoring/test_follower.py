@@ -3,6 +3,7 @@ and what it decides from equals what `features build --as-of` gives over the sam
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,11 @@ from features.arrival_log import ArrivalLog
 from features.feature_store import SNAPSHOT_FILE, validated_tables, write_feature_store
 from features.ingest import load_data_dir
 from features.registry import ROW_COLUMNS
+from features.tables import TABLES
 from scoring.decide.data import FeatureSource
 from scoring.decide.follower import LogFollower
 from scoring.decide.state import load_source
-from tests.factories import copy_store
+from tests.factories import applications, bearer, copy_store
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +171,32 @@ def test_data_read_as_of_an_instant_leave_out_what_was_recorded_after_it(live, t
     assert read.snapshot is not None and read.snapshot.as_of == instant
     expected = _offline_snapshot(store, tmp_path / "offline", instant)
     np.testing.assert_array_equal(read.snapshot.values, expected)
+
+
+def test_an_answer_states_each_tables_latest_arrival_and_readiness_and_metrics_its_age(
+    live, client
+):
+    state, store = live
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    new = orders.head(2).assign(order_id=["SEEN-1", "SEEN-2"],
+                                placed_at=pd.Timestamp.now(tz="UTC").floor("s"))  # fmt: skip
+    commit = ArrivalLog(store).append("orders", new, batch_id="seen", source="test")
+    LogFollower(state, poll_seconds=0.1).catch_up()
+    body = applications(state.source, store, 1)[0]
+
+    answer = client.post("/v1/score", json=body, headers=bearer(state)).json()
+    ready = client.get("/readyz").json()
+    metrics = client.get("/metrics").text
+
+    log = ArrivalLog(store)
+    latest = {spec.name: log.read(spec.name, columns=["recorded_at"])["recorded_at"].max()
+              for spec in TABLES}  # fmt: skip
+    assert latest["orders"] == commit.recorded_at
+    assert answer["data_seen"] == {t: at.isoformat() for t, at in latest.items()}
+    now = pd.Timestamp.now(tz="UTC")
+    for table, at in latest.items():
+        fresh = ready["tables"][table]
+        assert fresh["last_recorded_at"] == at.isoformat()
+        assert fresh["age_seconds"] == pytest.approx((now - at).total_seconds(), abs=30), table
+    gauge = re.search(r'agricredit_table_last_recorded_seconds\{table="orders"\} (\S+)', metrics)
+    assert gauge and float(gauge.group(1)) == commit.recorded_at.timestamp()

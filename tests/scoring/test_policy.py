@@ -106,6 +106,25 @@ def test_a_policy_file_with_a_missing_band_is_refused_naming_it(tmp_path):
         load_policy(broken)
 
 
+def test_a_feed_staler_than_its_bound_refers_every_decision_and_a_fresh_one_does_not():
+    bound = POLICY.freshness.max_source_age_days["orders"]
+    arrived = {"orders": NOW - pd.Timedelta(days=bound + 0.01), "farmers": NOW}
+    stale = POLICY.freshness.stale_sources(arrived, NOW)
+    assert stale == ("orders",)
+    d = decide(replace(GOOD, pd=0.001, band="A", stale_sources=stale), POLICY)
+    assert d.decision == "refer" and "DATA_STALE" in codes(d)
+    fresh = {"orders": NOW - pd.Timedelta(days=bound - 0.01)}
+    assert POLICY.freshness.stale_sources(fresh, NOW) == ()
+    assert POLICY.freshness.stale_sources({}, NOW) == ()  # arrivals unknown: not judged
+
+
+def test_a_freshness_bound_on_no_table_is_refused(tmp_path):
+    broken = tmp_path / "policy.yaml"
+    broken.write_text(DEFAULT_POLICY.read_text().replace("    orders: 3", "    order: 3"))
+    with pytest.raises(ValueError, match="max_source_age_days names no input table: order"):
+        load_policy(broken)
+
+
 def test_a_crop_a_little_below_its_earlier_seasons_is_not_referred_for_stress():
     bound = POLICY.knockouts.max_recent_ndvi_drop
     assert bound is not None

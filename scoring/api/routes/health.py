@@ -32,10 +32,16 @@ def read_ready(request: Request) -> JSONResponse:
     cannot_commit = state.ledger.writable() if state is not None and ledger else None
     writable = ledger and cannot_commit is None
     as_of, age, fresh, stale, deciding = None, None, True, None, None
+    tables: dict[str, dict[str, object]] = {}
     if state is not None:
         source = state.source
         as_of, deciding = source.data_as_of, state.as_of(source).isoformat()
-        age = (clock.now() - as_of).total_seconds()
+        now = clock.now()
+        age = (now - as_of).total_seconds()
+        tables = {
+            table: {"last_recorded_at": at.isoformat(), "age_seconds": (now - at).total_seconds()}
+            for table, at in source.last_arrivals.items()
+        }
         limit = state.settings.max_data_age_seconds
         fresh = limit is None or age <= limit
         if not fresh:
@@ -51,6 +57,7 @@ def read_ready(request: Request) -> JSONResponse:
         "data_age_seconds": age,
         "data_fresh": fresh,
         "decisions_as_of": deciding,
+        "tables": tables,
         "detail": "; ".join(d for d in (cannot_commit, stale) if d) or None,
     }
     return JSONResponse(body, status_code=200 if model and writable and fresh else 503)
