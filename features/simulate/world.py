@@ -240,17 +240,24 @@ def simulate_world(params: WorldParams, out: Path | str, *, progress: bool = Tru
 
 
 def example_application(tables: dict[str, pd.DataFrame]) -> dict[str, object] | None:
-    """An application a lender could send at the extraction: the first farmer with an
-    active contract of their own, for seed and fertiliser from approved suppliers of their
-    county (the demo's). None when no contract is active then."""
-    contracts = tables["contracts"]
+    """An application a lender could send at the extraction: a farmer with an active
+    contract of their own from a buyer of grade A-C, no loan left unpaid and a year of
+    sales behind them, asking for seed and fertiliser from approved suppliers of their
+    county (the demo prints it). None when no contract is active then."""
+    contracts, loans = tables["contracts"], tables["loans"]
     active = contracts[(contracts.status == "active") & (contracts.party_type == "farmer")]
     if active.empty:
         return None
-    contract = active.sort_values(["farmer_id", "contract_id"]).iloc[0]
+    grade = active.buyer_id.map(tables["buyers"].set_index("buyer_id").grade)
+    paid = loans.loan_id.map(tables["repayments"].groupby("loan_id").amount_minor.sum())
+    owing = set(loans.farmer_id[paid.fillna(0) < loans.amount_minor])
+    orders = tables["orders"]
+    sold = orders[orders.placed_at >= orders.placed_at.max() - pd.Timedelta(days=365)]
+    sales = active.farmer_id.map(sold.farmer_id.value_counts()).fillna(0)
+    good = active[(grade != "D") & ~active.farmer_id.isin(owing) & (sales >= 24)]
+    contract = (good if len(good) else active).sort_values(["farmer_id", "contract_id"]).iloc[0]
     farmers = tables["farmers"].set_index("farmer_id")
-    suppliers = tables["suppliers"]
-    approved = suppliers[suppliers.approved]
+    approved = tables["suppliers"][tables["suppliers"].approved]
     local = approved[approved.county == farmers.county[contract.farmer_id]]
 
     def supplier(category: str) -> str:
@@ -258,15 +265,18 @@ def example_application(tables: dict[str, pd.DataFrame]) -> dict[str, object] | 
         of = of if len(of) else approved[approved.category == category]
         return str((of if len(of) else approved).supplier_id.iloc[0])
 
+    value = contract.quantity_kg * contract.price_per_kg_minor
+    asked = int(max(min(1_500_000, value * 0.3) // 100_000, 1) * 100_000)
+    seed = asked * 3 // 5
     return {
         "farmer_id": str(contract.farmer_id),
         "contract_id": str(contract.contract_id),
-        "requested_minor": 1_500_000,
+        "requested_minor": asked,
         "inputs": [
             {"supplier_id": supplier("seed"), "item": f"{contract.crop} seed",
-             "amount_minor": 900_000},
+             "amount_minor": seed},
             {"supplier_id": supplier("fertiliser"), "item": "NPK fertiliser",
-             "amount_minor": 600_000},
+             "amount_minor": asked - seed},
         ],
     }  # fmt: skip
 

@@ -101,6 +101,12 @@ def test_the_world_names_an_application_to_send_at_its_extraction(world_in_deliv
     assert contract.delivery_end > AT
     assert sum(line["amount_minor"] for line in example["inputs"]) == example["requested_minor"]
     assert all(suppliers.approved[line["supplier_id"]] for line in example["inputs"])
+    buyers = pd.read_parquet(out / "buyers.parquet").set_index("buyer_id")
+    assert buyers.grade[contract.buyer_id] != "D"  # a buyer the policy finances against
+    loans = pd.read_parquet(out / "loans.parquet")
+    repaid = pd.read_parquet(out / "repayments.parquet").groupby("loan_id").amount_minor.sum()
+    theirs = loans[loans.farmer_id == example["farmer_id"]]
+    assert (theirs.loan_id.map(repaid).fillna(0) >= theirs.amount_minor).all()
 
 
 def test_a_world_ending_at_its_natural_extraction_has_the_default_calendar():
