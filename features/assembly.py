@@ -55,6 +55,9 @@ class Reference:
     buyer_payments: pd.DataFrame
     coop_areas: pd.DataFrame
     county_peaks: pd.DataFrame
+    # every field's season metrics: a field's depend on its own observations only, so a
+    # partition's applications read theirs here instead of computing them again
+    field_seasons: pd.DataFrame | None = None
 
 
 def field_table(fields: pd.DataFrame, farmers: pd.DataFrame, fieldset: FieldSet) -> pd.DataFrame:
@@ -68,12 +71,14 @@ def field_table(fields: pd.DataFrame, farmers: pd.DataFrame, fieldset: FieldSet)
 
 
 def build_reference(inputs: Inputs, *, season: GrowingSeason | None = None) -> Reference:
-    """Reference tables over all farmers: buyers' payments, co-op areas, county peaks."""
+    """Reference tables over all farmers: buyers' payments, co-op areas, county peaks and
+    every field's season metrics."""
     field_seasons = field_season_metrics(inputs.series, inputs.fields, season=season)
     return Reference(
         buyer_payments=buyer_payment_events(inputs.contracts),
         coop_areas=coop_crop_areas(inputs.fields, inputs.farmers),
         county_peaks=county_crop_peaks(field_seasons, inputs.fields),
+        field_seasons=field_seasons,
     )
 
 
@@ -131,6 +136,7 @@ def build_features(
             coop_areas=reference.coop_areas,
             county_peaks=reference.county_peaks,
             season=season,
+            field_seasons=reference.field_seasons,
         ),
         "history": build_history_features(inputs.loans, applications, repayments=inputs.repayments),
     }

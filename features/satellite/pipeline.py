@@ -112,6 +112,7 @@ def build_satellite_features(
     coop_areas: pd.DataFrame,
     county_peaks: pd.DataFrame,
     season: GrowingSeason | None = None,
+    field_seasons: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Satellite features of each application.
 
@@ -122,6 +123,8 @@ def build_satellite_features(
         contracts, farmers, coop_areas: as for `build_contract_features` (the contracted
             crop and quantity).
         county_peaks: `county_crop_peaks` over all fields (the neighbours' reference).
+        field_seasons: `field_season_metrics` over these or more fields (of the same
+            season), if already computed; otherwise it is computed here.
         applications: application_id, farmer_id, as_of, contract_id (may be missing).
     Returns:
         One row per application, in input order: application_id, the `satellite`
@@ -139,9 +142,12 @@ def build_satellite_features(
     used = _fields_used(apps, fields)
     field_ids = used["field_id"].unique()
     series = series[series["field_id"].isin(field_ids)]
-    field_seasons = field_season_metrics(
-        series, fields[fields["field_id"].isin(field_ids)], season=season
-    )
+    if field_seasons is None:
+        field_seasons = field_season_metrics(
+            series, fields[fields["field_id"].isin(field_ids)], season=season
+        )
+    else:
+        field_seasons = field_seasons[field_seasons["field_id"].isin(field_ids)]
     last = _season_features(used, field_seasons, county_peaks, season)
     recent = _recent_features(used, series)
     table = pd.concat([last, recent], axis=1).reindex(apps["application_id"])

@@ -125,6 +125,15 @@ def completed_series(
     return done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
 
 
+def _same_reference_inputs(before: Inputs, now: Inputs) -> bool:
+    """Whether the tables the reference is built from are what they were (a few ms: far
+    less than building it again)."""
+    return all(
+        getattr(before, name).equals(getattr(now, name))
+        for name in ("contracts", "farmers", "fields", "series")
+    )
+
+
 def last_arrivals(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:
     """When each table last received a row (its latest `recorded_at`); a table without
     recorded times (a directory extracted by hand) is left out: its arrivals are unknown."""
@@ -197,7 +206,12 @@ class FeatureSource:
 
     @classmethod
     def load(
-        cls, data_dir: Path | str, *, live: bool = False, as_of: pd.Timestamp | None = None
+        cls,
+        data_dir: Path | str,
+        *,
+        live: bool = False,
+        as_of: pd.Timestamp | None = None,
+        reuse: FeatureSource | None = None,
     ) -> FeatureSource:
         """Validate DATA_DIR and load it; the index series comes from features/ if built.
 
@@ -206,7 +220,10 @@ class FeatureSource:
         farmer's snapshot is built again as of the data loaded now if the built one is of an
         earlier time, so the fast path decides from what has arrived. `as_of` (decisions as
         of the wall clock): only rows recorded before it are read, and the snapshot is built
-        as of it, which is what `features build --as-of` does.
+        as of it, which is what `features build --as-of` does. `reuse` (the data loaded
+        before, by a follower): its reference tables are kept when what they are built from
+        (contracts, farmers, fields, the index series) has not changed, as after a batch of
+        orders or repayments.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
@@ -223,7 +240,8 @@ class FeatureSource:
         inputs = inputs_from_tables(data_dir, t, series=series)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
-        reference = build_reference(inputs)
+        unchanged = reuse is not None and _same_reference_inputs(reuse.inputs, inputs)
+        reference = reuse.reference if reuse is not None and unchanged else build_reference(inputs)
         snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
         if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):

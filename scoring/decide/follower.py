@@ -62,7 +62,9 @@ class LogFollower:
         source = self.state.source
         started = time.perf_counter()
         if now != self.seen:
-            source = FeatureSource.load(self.state.settings.data_dir, live=True, as_of=instant)
+            source = FeatureSource.load(
+                self.state.settings.data_dir, live=True, as_of=instant, reuse=source
+            )
             self.state.metrics.data_reloads.inc()
         elif instant is not None and _age_seconds(source, instant) >= self.refresh_seconds:
             source = source.rebuilt_at(instant)
