@@ -70,10 +70,16 @@ def field_table(fields: pd.DataFrame, farmers: pd.DataFrame, fieldset: FieldSet)
     )
 
 
-def build_reference(inputs: Inputs, *, season: GrowingSeason | None = None) -> Reference:
+def build_reference(
+    inputs: Inputs,
+    *,
+    season: GrowingSeason | None = None,
+    field_seasons: pd.DataFrame | None = None,
+) -> Reference:
     """Reference tables over all farmers: buyers' payments, co-op areas, county peaks and
-    every field's season metrics."""
-    field_seasons = field_season_metrics(inputs.series, inputs.fields, season=season)
+    every field's season metrics (`field_seasons`, if already computed for these inputs)."""
+    if field_seasons is None:
+        field_seasons = field_season_metrics(inputs.series, inputs.fields, season=season)
     return Reference(
         buyer_payments=buyer_payment_events(inputs.contracts),
         coop_areas=coop_crop_areas(inputs.fields, inputs.farmers),

@@ -31,7 +31,7 @@ from features.feature_store import (
 )
 from features.history import loan_settlements
 from features.registry import ROW_COLUMNS
-from features.satellite.seasons import good_observations
+from features.satellite.seasons import field_season_metrics, good_observations
 from features.satellite.series import build_index_series
 from features.store import RECORDED_AT
 from scoring.errors import NotFoundError
@@ -123,6 +123,38 @@ def completed_series(
         return series
     done = pd.concat([p for p in parts if len(p)], ignore_index=True)
     return done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
+
+
+def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
+    """The reference tables of `inputs`, from those of the data loaded before where they
+    can be: kept whole when nothing they are built from changed; after new scenes, only the
+    season metrics of the fields those scenes cover computed again (a field's depend on its
+    own observations only)."""
+    if reuse is None:
+        return build_reference(inputs)
+    if _same_reference_inputs(reuse.inputs, inputs):
+        return reuse.reference
+    before, now = reuse.inputs, inputs
+    kept = reuse.reference.field_seasons
+    if kept is None or not all(
+        getattr(before, name).equals(getattr(now, name))
+        for name in ("contracts", "farmers", "fields")
+    ):
+        return build_reference(inputs)
+    new_rows = ~now.series["scene_id"].isin(before.series["scene_id"].unique())
+    old = now.series[~new_rows].reset_index(drop=True)
+    if not old.equals(before.series.reset_index(drop=True)):
+        return build_reference(inputs)  # not only new scenes: build it all
+    covered = now.series.loc[new_rows, "field_id"].unique()
+    again = field_season_metrics(
+        now.series[now.series["field_id"].isin(covered)],
+        now.fields[now.fields["field_id"].isin(covered)],
+    )
+    spliced = pd.concat([kept[~kept["field_id"].isin(covered)], again], ignore_index=True)
+    spliced = spliced.astype(kept.dtypes.to_dict()).sort_values(
+        ["field_id", "season"], kind="stable", ignore_index=True
+    )
+    return build_reference(inputs, field_seasons=spliced)
 
 
 def _same_reference_inputs(before: Inputs, now: Inputs) -> bool:
@@ -240,8 +272,7 @@ class FeatureSource:
         inputs = inputs_from_tables(data_dir, t, series=series)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
-        unchanged = reuse is not None and _same_reference_inputs(reuse.inputs, inputs)
-        reference = reuse.reference if reuse is not None and unchanged else build_reference(inputs)
+        reference = _reference(inputs, reuse)
         snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
         if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):

@@ -4,6 +4,7 @@ and what it decides from equals what `features build --as-of` gives over the sam
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pandas as pd
 import pytest
 
 from features.arrival_log import ArrivalLog
+from features.assembly import build_reference
 from features.feature_store import SNAPSHOT_FILE, validated_tables, write_feature_store
-from features.ingest import load_data_dir
+from features.ingest import append_file, load_data_dir
 from features.registry import ROW_COLUMNS
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
@@ -200,3 +202,38 @@ def test_an_answer_states_each_tables_latest_arrival_and_readiness_and_metrics_i
         assert fresh["age_seconds"] == pytest.approx((now - at).total_seconds(), abs=30), table
     gauge = re.search(r'agricredit_table_last_recorded_seconds\{table="orders"\} (\S+)', metrics)
     assert gauge and float(gauge.group(1)) == commit.recorded_at.timestamp()
+
+
+def test_after_a_new_scene_only_its_fields_season_metrics_are_computed_again_and_equal_a_build(
+    live, tmp_path
+):
+    state, store = live
+    follower = LogFollower(state, poll_seconds=0.1)
+    before = state.source
+    scenes = validated_tables(store)["scenes"]
+    last = scenes.iloc[[-1]].drop(columns=["recorded_at"])
+    batch = tmp_path / "scene"
+    batch.mkdir()
+    shutil.copy(store / last["path"].iloc[0], batch / "scene.tif")
+    acquired = before.data_as_of - pd.Timedelta(hours=1)
+    last.assign(scene_id="FOLLOW-SCENE", path="scene.tif", acquired_at=acquired).to_parquet(
+        batch / "scenes.parquet", index=False
+    )
+    append_file(store, "scenes", batch / "scenes.parquet")
+    assert follower.catch_up() is True
+
+    after = state.source
+    covered = after.inputs.series.loc[after.inputs.series["scene_id"] == "FOLLOW-SCENE", "field_id"]
+    assert covered.nunique() > 0  # the scene covers some fields, and only theirs changed
+    whole = build_reference(after.inputs)  # every field's metrics computed afresh
+    assert whole.field_seasons is not None and after.reference.field_seasons is not None
+    pd.testing.assert_frame_equal(after.reference.field_seasons, whole.field_seasons,
+                                  check_exact=True)  # fmt: skip
+    pd.testing.assert_frame_equal(after.reference.county_peaks, whole.county_peaks,
+                                  check_exact=True)  # fmt: skip
+    offline = write_feature_store(store, out=tmp_path / "offline", as_of=after.data_as_of)
+    frame = pd.read_parquet(offline.out / SNAPSHOT_FILE).set_index("farmer_id")
+    assert after.snapshot is not None
+    for farmer, row in after.snapshot.rows.items():
+        want = frame.loc[farmer, list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+        assert np.array_equal(after.snapshot.values[row.row], want, equal_nan=True), farmer
