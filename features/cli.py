@@ -119,13 +119,12 @@ def _instant(text: str) -> pd.Timestamp:
     if text == "now":
         return clock.now().floor("min")
     try:
-        at = pd.Timestamp(text)
+        return pd.Timestamp(text)  # WorldParams.ending reads a zoneless instant as UTC
     except ValueError as exc:
         raise click.BadParameter(
             f"{text!r} is not an instant; give 'now' or ISO 8601, e.g. 2026-12-02T09:30",
             param_hint="--until",
         ) from exc
-    return at.tz_localize("UTC") if at.tzinfo is None else at
 
 
 def store_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -195,6 +195,13 @@ def applications(source: FeatureSource, served_world, n: int = 20) -> list[dict]
     ]
 
 
+def json_rows(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as a JSON body sends them: missing values null, instants ISO 8601."""
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return [{k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in r.items()}
+            for r in rows]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -42,7 +42,11 @@ FORWARD_SIGNING_DAYS = 100  # ... over a hundred days, to 8 February
 def signing_opens(params: WorldParams, year: int) -> pd.Timestamp:
     """When the contracts of the season of `year` start to be signed: day-of-year
     `signing_opens_doy` of that year, counting back into the year before from 0."""
-    return pd.Timestamp(f"{year}-01-01", tz="UTC") + pd.Timedelta(days=params.signing_opens_doy - 1)
+    return _opening(year, params.signing_opens_doy)
+
+
+def _opening(year: int, doy: int) -> pd.Timestamp:
+    return pd.Timestamp(f"{year}-01-01", tz="UTC") + pd.Timedelta(days=doy - 1)
 
 
 def natural_extraction(params: WorldParams) -> pd.Timestamp:
@@ -65,10 +69,7 @@ def extracted_at(params: WorldParams) -> pd.Timestamp:
 def first_year_ending(when: pd.Timestamp, seasons: int, signing_opens_doy: int) -> int:
     """The first season's year of a world of `seasons` loan seasons extracted at `when`: its
     next season is the one whose contracts are being signed, or are next to be, at `when`."""
-    opens = pd.Timestamp(f"{when.year + 1}-01-01", tz="UTC") + pd.Timedelta(
-        days=signing_opens_doy - 1
-    )
-    return when.year + int(when >= opens) - seasons
+    return when.year + int(when >= _opening(when.year + 1, signing_opens_doy)) - seasons
 
 
 def extraction_window(params: WorldParams) -> tuple[pd.Timestamp, pd.Timestamp]:

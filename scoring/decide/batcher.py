@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from scoring import ids
-from scoring.decide.data import FeatureSource
 from scoring.decide.engine import (
     Application,
     Outcome,
@@ -35,11 +34,6 @@ from scoring.ledger.keys import ApiKey
 from scoring.ledger.writer import Entry, Recorded
 
 T = TypeVar("T")
-
-
-def data_seen(source: FeatureSource) -> dict[str, str]:
-    """The latest arrival of each input table in the data a decision read (ISO 8601)."""
-    return {table: at.isoformat() for table, at in source.last_arrivals.items()}
 
 
 def score_response(
@@ -246,7 +240,6 @@ class DecisionBatcher:
             as_of=state.as_of(source),
         )
         responses, entries = [], []
-        seen = data_seen(source)
         for waiting, outcome in zip(batch, outcomes, strict=True):
             decision_id = ids.decision_id()
             response = score_response(
@@ -254,7 +247,7 @@ class DecisionBatcher:
                 decision_id=decision_id,
                 model=model,
                 policy_version=state.policy.version,
-                seen=seen,
+                seen=source.data_seen,
             )
             record = {
                 "response": response,

@@ -127,19 +127,21 @@ def completed_series(
 
 def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
     """The reference tables of `inputs`, from those of the data loaded before where they
-    can be: kept whole when nothing they are built from changed; after new scenes, only the
-    season metrics of the fields those scenes cover computed again (a field's depend on its
-    own observations only)."""
+    can be (a few ms of comparing, far less than building them): kept whole when nothing
+    they are built from changed; after new scenes, only the season metrics of the fields
+    those scenes cover computed again (a field's depend on its own observations only)."""
     if reuse is None:
         return build_reference(inputs)
-    if _same_reference_inputs(reuse.inputs, inputs):
-        return reuse.reference
     before, now = reuse.inputs, inputs
-    kept = reuse.reference.field_seasons
-    if kept is None or not all(
+    if not all(
         getattr(before, name).equals(getattr(now, name))
         for name in ("contracts", "farmers", "fields")
     ):
+        return build_reference(inputs)
+    if before.series.equals(now.series):
+        return reuse.reference
+    kept = reuse.reference.field_seasons
+    if kept is None:
         return build_reference(inputs)
     new_rows = ~now.series["scene_id"].isin(before.series["scene_id"].unique())
     old = now.series[~new_rows].reset_index(drop=True)
@@ -155,15 +157,6 @@ def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
         ["field_id", "season"], kind="stable", ignore_index=True
     )
     return build_reference(inputs, field_seasons=spliced)
-
-
-def _same_reference_inputs(before: Inputs, now: Inputs) -> bool:
-    """Whether the tables the reference is built from are what they were (a few ms: far
-    less than building it again)."""
-    return all(
-        getattr(before, name).equals(getattr(now, name))
-        for name in ("contracts", "farmers", "fields", "series")
-    )
 
 
 def last_arrivals(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:
@@ -224,6 +217,7 @@ class FeatureSource:
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
     last_arrivals: dict[str, pd.Timestamp]  # each table's latest recorded_at, where known
+    data_seen: dict[str, str]  # the same as every answer states it (ISO 8601)
     snapshot: Snapshot | None  # every farmer's features at the feature store's as-of
     _orders: dict[str, np.ndarray]
     _series: dict[str, np.ndarray]
@@ -273,6 +267,7 @@ class FeatureSource:
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         reference = _reference(inputs, reuse)
+        arrivals = last_arrivals(t)
         snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
         if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
@@ -282,7 +277,8 @@ class FeatureSource:
             reference=reference,
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=data_as_of,
-            last_arrivals=last_arrivals(t),
+            last_arrivals=arrivals,
+            data_seen={table: at.isoformat() for table, at in arrivals.items()},
             snapshot=snapshot,
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=_positions(inputs.series, "field_id"),

@@ -53,7 +53,6 @@ class LogFollower:
         self.seen = state.log_versions  # read with the data, so no commit falls between
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        state.publish_data()
 
     def catch_up(self) -> bool:
         """Load the store again if the log moved since the data were loaded, or build the

@@ -14,7 +14,7 @@ from features.ingest import load_data_dir
 from scoring.decide.data import FeatureSource
 from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
-from tests.factories import api_client, applications, running_server
+from tests.factories import api_client, applications, json_rows, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
     rows = mine.assign(
         order_id=[f"LIVE-{i}" for i in range(len(mine))], placed_at=placed.isoformat()
     )
-    rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    rows = json_rows(rows)
     contracts = validated_tables(store)["contracts"].drop(columns=["recorded_at"])
     contract = contracts[contracts["contract_id"] == body["contract_id"]]
     assert (contract["status"] == "active").all()
@@ -57,11 +57,7 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
             # the contract delivered and closed: the same application is declined for it
             closed = contract.assign(status="closed", delivered_kg=1000.0,
                                      closed_at=pd.Timestamp.now(tz="UTC").isoformat())  # fmt: skip
-            closing = closed.astype(object).where(closed.notna(), None).to_dict("records")
-            for row in closing:
-                for column, value in row.items():
-                    if isinstance(value, pd.Timestamp):
-                        row[column] = value.isoformat()
+            closing = json_rows(closed)
             posted = client.post("/v1/data/contracts", json={"batch_id": "close-1",
                                                              "rows": closing},
                                  headers={"Authorization": f"Bearer {feed}"})  # fmt: skip
@@ -99,7 +95,7 @@ def test_under_the_wall_clock_a_running_servers_features_equal_a_build_as_of_the
     mine = orders.head(2).assign(farmer_id=bodies[0]["farmer_id"])
     placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=1)
     rows = mine.assign(order_id=["NOW-1", "NOW-2"], placed_at=placed.isoformat())
-    rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    rows = json_rows(rows)
 
     env = {"AGRICREDIT_CLOCK": "now"}
     with running_server(store, served.training, url, tmp_path, workers=2, extra_env=env) as (

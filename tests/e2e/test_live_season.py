@@ -27,7 +27,7 @@ from features.simulate.world import simulate_world
 from scoring.decide.policy import load_policy
 from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
-from tests.factories import STUB_FEATURE, STUB_ORDERS, api_client, running_server
+from tests.factories import STUB_FEATURE, STUB_ORDERS, api_client, json_rows, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +39,6 @@ def codes(answer: dict) -> set[str]:
 EXTRACTED = pd.Timestamp("2026-05-25T00:00:00+00:00")
 DROUGHT_SCENES = 6  # a provider's delivery of the last twelve days, every scene bare
 BARE_RED, BARE_NIR = 1900, 2100  # reflectance x 10 000: NDVI 0.05, a field burnt dry
-
-
-def _iso(frame: pd.DataFrame) -> list[dict]:
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return [{k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in r.items()}
-            for r in rows]  # fmt: skip
 
 
 def _drought_batch(world: Path, county: str, at: pd.Timestamp, out: Path) -> Path:
@@ -159,19 +153,19 @@ def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_deci
             sales = orders[orders["status"] == "completed"].head(3).drop(columns=["recorded_at"])
             sales = sales.assign(farmer_id=a["farmer_id"], order_id=["SEASON-1", "SEASON-2",
                                  "SEASON-3"], placed_at=now - pd.Timedelta(hours=1))  # fmt: skip
-            orders_at = post("orders", "season-orders", _iso(sales))
+            orders_at = post("orders", "season-orders", json_rows(sales))
             a1 = after(orders_at, a, lambda _: True)
             # 2. most of A's contract delivered: what is left to deliver bounds the limit
             left_kg = float(np.floor(a0["limit_minor"] / 4 / contract["price_per_kg_minor"]))
             delivered = pd.DataFrame([contract | {
                 "delivered_kg": contract["quantity_kg"] - left_kg}])  # fmt: skip
-            a2 = after(post("contracts", "season-delivery", _iso(delivered)), a,
+            a2 = after(post("contracts", "season-delivery", json_rows(delivered)), a,
                        lambda x: x["limit_minor"] < a0["limit_minor"])  # fmt: skip
             # 3. B repays the loan long past due
             repayment = pd.DataFrame([{"repayment_id": "SEASON-R1", "loan_id": unpaid["loan_id"],
                                        "paid_at": now - pd.Timedelta(hours=2),
                                        "amount_minor": int(unpaid["amount_minor"])}])  # fmt: skip
-            b3 = after(post("repayments", "season-repayment", _iso(repayment)), b,
+            b3 = after(post("repayments", "season-repayment", json_rows(repayment)), b,
                        lambda x: "LOAN_IN_ARREARS" not in codes(x))  # fmt: skip
             # 4. a drought's scenes over A's county, delivered as one batch (data append)
             scenes = _drought_batch(world, county, now, tmp_path / "drought")
