@@ -139,6 +139,9 @@ def test_a_worker_that_dies_is_replaced_and_new_connections_are_answered(two_wor
     base = two_workers[0]
     killed = _workers_of(base, 2)[0]
     os.kill(killed, signal.SIGKILL)
+    # kill() returns before the kernel has torn the process down: a connection handed to it
+    # in that instant is lost with it, as with any server whose process dies under it
+    _wait_exited(killed)
     deadline = time.monotonic() + 90
     while True:  # every connection is answered meanwhile, by the survivor or the new one
         pids = _workers_of(base, 4)
@@ -147,6 +150,21 @@ def test_a_worker_that_dies_is_replaced_and_new_connections_are_answered(two_wor
             break
         time.sleep(0.5)
     assert len(set(pids)) == 2, "no worker replaced the one that died"
+
+
+def _wait_exited(pid: int, timeout_s: float = 30.0) -> None:
+    """Until the process has exited: gone, or a zombie its parent has not reaped yet (its
+    sockets closed either way)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] in {"Z", "X"}:
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} had not exited {timeout_s} s after SIGKILL")
 
 
 def test_server_approves_and_declines_with_reasons_over_http(server, source, served):
