@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pa_dataset
 import shapely
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pyproj import CRS, Transformer
@@ -104,6 +105,20 @@ class LoggedCommit:
     source: str | None
     rows: int
     committed_at: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class LogTables:
+    """Every table as read at given versions of the log, and what it takes to bring them
+    up to later versions by reading only what those added (`ArrivalLog.moved_on`)."""
+
+    tables: dict[str, pd.DataFrame]
+    versions: Versions
+    recorded_before: pd.Timestamp | None
+    # tables none of whose rows at these versions was left out by `recorded_before`: only
+    # for those are the rows read earlier the same at a later instant
+    whole: frozenset[str]
+    files: dict[str, tuple[str, ...]]  # each table's data files, in the order rows were read
 
 
 def batch_id_of(path: Path) -> str:
@@ -188,6 +203,103 @@ class ArrivalLog:
                 continue
             out[spec.name] = self._typed(spec, stored)
         return out
+
+    def read_at(
+        self, versions: Versions, *, recorded_before: pd.Timestamp | None = None
+    ) -> LogTables:
+        """Every table at `versions` (as `versions()` gives them), typed as `tables` does,
+        the rows recorded before `recorded_before` (all without it)."""
+        out: dict[str, pd.DataFrame] = {}
+        whole: set[str] = set()
+        files: dict[str, tuple[str, ...]] = {}
+        for spec, version in zip(TABLES, versions, strict=True):
+            if version is None:
+                continue
+            dataset = DeltaTable(self._path(spec.name), version=version).to_pyarrow_dataset()
+            stored, complete = _stored_rows(dataset, recorded_before)
+            out[spec.name] = self._typed(spec, stored)
+            files[spec.name] = tuple(dataset.files)
+            if complete:
+                whole.add(spec.name)
+        return LogTables(out, versions, recorded_before, frozenset(whole), files)
+
+    def moved_on(
+        self, previous: LogTables, versions: Versions, *, recorded_before: pd.Timestamp | None
+    ) -> LogTables:
+        """The tables at `versions`, from `previous` read at earlier ones: a table that did
+        not move is the same frame; one only appended to (orders, repayments, scenes: the
+        feed) gets only the rows of the files its commits added, typed and put after the
+        rows it had. Anything else (a table of changing facts, fields, a file removed by a
+        compaction, an instant moved back) is read whole. Equal to `read_at(versions)`.
+        """
+        same_instant = (previous.recorded_before is None) == (recorded_before is None)
+        if not same_instant or (
+            recorded_before is not None
+            and previous.recorded_before is not None
+            and recorded_before < previous.recorded_before
+        ):
+            return self.read_at(versions, recorded_before=recorded_before)
+        out: dict[str, pd.DataFrame] = {}
+        whole: set[str] = set()
+        files: dict[str, tuple[str, ...]] = {}
+        for spec, before, now in zip(TABLES, previous.versions, versions, strict=True):
+            if now is None:
+                continue
+            name = spec.name
+            if before == now and name in previous.tables and name in previous.whole:
+                out[name], files[name] = previous.tables[name], previous.files[name]
+                whole.add(name)
+                continue
+            dataset = DeltaTable(self._path(name), version=now).to_pyarrow_dataset()
+            added = self._added_rows(spec, previous, dataset, recorded_before)
+            if added is None:
+                stored, complete = _stored_rows(dataset, recorded_before)
+                out[name] = self._typed(spec, stored)
+            else:
+                out[name], complete = added
+            files[name] = tuple(dataset.files)
+            if complete:
+                whole.add(name)
+        return LogTables(out, versions, recorded_before, frozenset(whole), files)
+
+    def _added_rows(
+        self,
+        spec: TableSpec,
+        previous: LogTables,
+        dataset: pa_dataset.FileSystemDataset,
+        recorded_before: pd.Timestamp | None,
+    ) -> tuple[pd.DataFrame, bool] | None:
+        """The table of `dataset` (a later version) as the rows read before and those of
+        the files added since; None where that would not equal reading it whole."""
+        kept = previous.tables.get(spec.name)
+        had = previous.files.get(spec.name, ())
+        if (
+            kept is None
+            or spec.name in VERSIONED
+            or spec.name == FIELDS.name
+            or spec.name not in previous.whole
+        ):
+            return None
+        # a whole read puts rows in the order of the table's files (newest first, as
+        # deltalake lists them between checkpoints): the files read before must be all of
+        # its tail, or of its head, in the same order
+        files, fragments = tuple(dataset.files), list(dataset.get_fragments())
+        added = len(files) - len(had)
+        if added >= 0 and files[added:] == had:
+            new, newest_first = fragments[:added], True
+        elif added >= 0 and files[: len(had)] == had:
+            new, newest_first = fragments[len(had) :], False
+        else:
+            return None
+        stored, complete = _stored_rows(
+            pa_dataset.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem),
+            recorded_before,
+        )
+        typed = self._typed(spec, stored)
+        if list(typed.columns) != list(kept.columns) or not (typed.dtypes == kept.dtypes).all():
+            return None  # an optional column only one side has values in
+        parts = [typed, kept] if newest_first else [kept, typed]
+        return pd.concat(parts, ignore_index=True), complete
 
     def _typed(self, spec: TableSpec, stored: pd.DataFrame) -> pd.DataFrame:
         if spec.name in VERSIONED:  # the latest version of each, the rows in stored order
@@ -501,6 +613,17 @@ class ArrivalLog:
                 CRS_COLUMN, pa.array([crs.to_wkt()] * len(frame), pa.string())
             )
         return data
+
+
+def _stored_rows(
+    dataset: pa_dataset.Dataset, recorded_before: pd.Timestamp | None
+) -> tuple[pd.DataFrame, bool]:
+    """The dataset's rows recorded before `recorded_before`, and whether that left none out."""
+    if recorded_before is None:
+        return dataset.to_table().to_pandas(), True
+    where = pc.field(RECORDED_AT) < pa.scalar(_utc(recorded_before), pa.timestamp("us", "UTC"))
+    table = dataset.to_table(filter=where)
+    return table.to_pandas(), table.num_rows == dataset.count_rows()
 
 
 def _version_of(delta: DeltaTable, batch_id: str) -> int:

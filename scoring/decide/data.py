@@ -4,13 +4,15 @@ reference tables, and each farmer's rows found by position rather than by search
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from features.arrival_log import ArrivalLog, LogTables, Versions
 from features.asof import before, instant_ns, to_ns
 from features.assembly import (
     Inputs,
@@ -159,6 +161,78 @@ def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
     return build_reference(inputs, field_seasons=spliced)
 
 
+def _log_tables(
+    data_dir: Path,
+    as_of: pd.Timestamp | None,
+    versions: Versions | None,
+    reuse: FeatureSource | None,
+) -> LogTables | None:
+    """A store's tables at `versions` (the latest without), as of `as_of`: from those the
+    data loaded before were read from where they can be; None for a directory of files."""
+    if not ArrivalLog.present(data_dir):
+        return None
+    log = ArrivalLog(data_dir)
+    versions = log.versions() if versions is None else versions
+    if reuse is not None and reuse.log_tables is not None:
+        return log.moved_on(reuse.log_tables, versions, recorded_before=as_of)
+    return log.read_at(versions, recorded_before=as_of)
+
+
+def _inputs(
+    data_dir: Path,
+    tables: dict[str, pd.DataFrame],
+    series: pd.DataFrame | None,
+    reuse: FeatureSource | None,
+) -> Inputs:
+    """Inputs of the tables, keeping the field table (areas measured, counties joined) of
+    the data loaded before when neither fields nor farmers moved (with the index series
+    given: without one it is computed from the scenes, as they are now)."""
+    same = _Unchanged(tables, reuse)
+    if reuse is None or series is None or not same.tables(("fields", "farmers")):
+        return inputs_from_tables(data_dir, tables, series=series)
+    return replace(
+        reuse.inputs,
+        farmers=tables["farmers"],
+        orders=tables["orders"],
+        contracts=tables["contracts"],
+        loans=tables["loans"],
+        repayments=tables["repayments"],
+        buyers=tables["buyers"],
+        market_prices=tables["market_prices"],
+        series=series,
+    )
+
+
+T = TypeVar("T")
+
+
+class _Unchanged:
+    """Which of the tables are the very frames the data loaded before were built from (a
+    store's table that did not move is kept as it was read)."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame], reuse: FeatureSource | None) -> None:
+        self.now = tables
+        self.before = (
+            reuse.log_tables.tables if reuse is not None and reuse.log_tables is not None else {}
+        )
+        self.reuse = reuse
+
+    def tables(self, names: str | tuple[str, ...]) -> bool:
+        names = (names,) if isinstance(names, str) else names
+        return all(n in self.now and self.now[n] is self.before.get(n) for n in names)
+
+    def or_else(
+        self,
+        names: str | tuple[str, ...],
+        kept: Callable[[FeatureSource], T],
+        build: Callable[[], T],
+    ) -> T:
+        """What the data loaded before had built from these tables, or it built again."""
+        if self.reuse is not None and self.tables(names):
+            return kept(self.reuse)
+        return build()
+
+
 def last_arrivals(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:
     """When each table last received a row (its latest `recorded_at`); a table without
     recorded times (a directory extracted by hand) is left out: its arrivals are unknown."""
@@ -214,6 +288,7 @@ class FeatureSource:
 
     inputs: Inputs
     reference: Reference
+    log_tables: LogTables | None  # the tables as read from the store's log (None: a directory)
     settlements: pd.Series  # settled_at by loan_id
     data_as_of: pd.Timestamp  # just after the latest event in the data
     last_arrivals: dict[str, pd.Timestamp]  # each table's latest recorded_at, where known
@@ -238,6 +313,7 @@ class FeatureSource:
         live: bool = False,
         as_of: pd.Timestamp | None = None,
         reuse: FeatureSource | None = None,
+        versions: Versions | None = None,
     ) -> FeatureSource:
         """Validate DATA_DIR and load it; the index series comes from features/ if built.
 
@@ -249,21 +325,25 @@ class FeatureSource:
         as of it, which is what `features build --as-of` does. `reuse` (the data loaded
         before, by a follower): its reference tables are kept when what they are built from
         (contracts, farmers, fields, the index series) has not changed, as after a batch of
-        orders or repayments.
+        orders or repayments, and of a store, only the rows its log's commits added since
+        are read, and what is built from a table that did not move is kept.
+        `versions` (of a store's log, read with the instant by `settled_read`): the
+        versions to read; the latest without it.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
             FeatureStoreIntegrityError: a feature store file changed after it was built.
         """
         data_dir = Path(data_dir)
-        t = validated_tables(data_dir, recorded_before=as_of)
+        log_tables = _log_tables(data_dir, as_of, versions, reuse)
+        t = validated_tables(data_dir) if log_tables is None else log_tables.tables
         if (data_dir / "features" / MANIFEST_FILE).exists():
             check_feature_store(data_dir / "features")  # before any of its files is read
         built = data_dir / "features" / SERIES_FILE
         series = pd.read_parquet(built) if built.exists() else None
         if live and series is not None:
             series = completed_series(data_dir, t, series)
-        inputs = inputs_from_tables(data_dir, t, series=series)
+        inputs = _inputs(data_dir, t, series, reuse)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         reference = _reference(inputs, reuse)
@@ -272,31 +352,43 @@ class FeatureSource:
         wanted = data_as_of if as_of is None else as_of
         if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
             snapshot = _built_snapshot(inputs, reference, wanted)  # the log moved on
+        same = _Unchanged(t, reuse)
         return cls(
             inputs=inputs,
             reference=reference,
+            log_tables=log_tables,
             settlements=settled.set_index("loan_id")["settled_at"],
             data_as_of=data_as_of,
             last_arrivals=arrivals,
             data_seen={table: at.isoformat() for table, at in arrivals.items()},
             snapshot=snapshot,
             _orders=_positions(inputs.orders, "farmer_id"),
-            _series=_positions(inputs.series, "field_id"),
-            _field_rows=_fields_by_farmer(inputs.fields),
-            crop_areas=_crop_areas(inputs.fields),
-            _contracts=_rows_by(inputs.contracts, "contract_id"),
-            _farmers=_rows_by(inputs.farmers, "farmer_id"),
-            coop_members=_members_by_coop(t["coops"], inputs.farmers),
-            approved_suppliers=dict(
-                zip(
-                    t["suppliers"]["supplier_id"],
-                    t["suppliers"]["approved"].fillna(False).astype(bool),
-                    strict=True,
-                )
+            _series=(
+                reuse._series
+                if reuse is not None and inputs.series is reuse.inputs.series
+                else _positions(inputs.series, "field_id")
             ),
-            buyer_grades=dict(zip(inputs.buyers["buyer_id"], inputs.buyers["grade"], strict=True)),
+            _field_rows=same.or_else("fields", lambda r: r._field_rows,
+                                     lambda: _fields_by_farmer(inputs.fields)),
+            crop_areas=same.or_else("fields", lambda r: r.crop_areas,
+                                    lambda: _crop_areas(inputs.fields)),
+            _contracts=same.or_else("contracts", lambda r: r._contracts,
+                                    lambda: _rows_by(inputs.contracts, "contract_id")),
+            _farmers=same.or_else("farmers", lambda r: r._farmers,
+                                  lambda: _rows_by(inputs.farmers, "farmer_id")),
+            coop_members=same.or_else(("coops", "farmers"), lambda r: r.coop_members,
+                                      lambda: _members_by_coop(t["coops"], inputs.farmers)),
+            approved_suppliers=same.or_else(
+                "suppliers", lambda r: r.approved_suppliers,
+                lambda: dict(zip(t["suppliers"]["supplier_id"],
+                                 t["suppliers"]["approved"].fillna(False).astype(bool),
+                                 strict=True))),
+            buyer_grades=same.or_else(
+                "buyers", lambda r: r.buyer_grades,
+                lambda: dict(zip(inputs.buyers["buyer_id"], inputs.buyers["grade"],
+                                 strict=True))),
             _point={},
-        )
+        )  # fmt: skip
 
     def rebuilt_at(self, as_of: pd.Timestamp) -> FeatureSource:
         """The same data with every farmer's snapshot built as of `as_of` (the clock moved,

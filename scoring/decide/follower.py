@@ -4,8 +4,9 @@ without a restart, and under the wall clock the features move with the time.
 A thread polls the versions of the log's tables (`ArrivalLog.versions`), read together with
 the instant and compared with those the data were read at (`ServiceState.log_versions`, so
 no commit falls between the first load and the first poll). When one moved, it loads the
-store again, live (the index series completed for new scenes and fields, every farmer's
-snapshot built again) and swaps it in with one assignment.
+store again from the data it had, live (only the rows the commits added read, what is
+built from a table that did not move kept, the index series completed for new scenes and
+fields, every farmer's snapshot built again) and swaps it in with one assignment.
 Requests in flight keep the data they started with; the next batch decides from the new.
 A load that fails leaves the data as they were and is tried again at the next poll.
 
@@ -16,9 +17,9 @@ and the load reads only the rows recorded before it: a decision's features are e
 `features build --as-of` that instant. When nothing arrives, the snapshot is built again
 as of the clock every `refresh_seconds`.
 
-This reloads the whole store: seconds for the demo world and more for a large one. A commit
-is therefore visible after one poll plus one load; per-farmer state kept current from the
-change feed is the next step.
+A commit is therefore visible after one poll plus one load, most of it the snapshot of
+every farmer (0.7 s for the demo world's 2,000 farmers, linear in farmers); per-farmer
+state evaluated at the decision instant is the next step.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class LogFollower:
         started = time.perf_counter()
         if now != self.seen:
             source = FeatureSource.load(
-                self.state.settings.data_dir, live=True, as_of=instant, reuse=source
+                self.state.settings.data_dir, live=True, as_of=instant, reuse=source, versions=now
             )
             self.state.metrics.data_reloads.inc()
         elif instant is not None and _age_seconds(source, instant) >= self.refresh_seconds:

@@ -85,4 +85,7 @@ def load_source(settings: Settings) -> tuple[FeatureSource, Versions]:
     the instant it was read."""
     store = ArrivalLog.present(settings.data_dir)
     instant, versions = settled_read(settings, ArrivalLog(settings.data_dir) if store else None)
-    return FeatureSource.load(settings.data_dir, live=store, as_of=instant), versions
+    source = FeatureSource.load(
+        settings.data_dir, live=store, as_of=instant, versions=versions if store else None
+    )
+    return source, versions

@@ -4,6 +4,7 @@ it is; changing facts are new versions; "as of T" sees only what was recorded be
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyproj import CRS, Transformer
 
 from features.arrival_log import ArrivalLog
@@ -242,3 +245,60 @@ def test_a_scenes_batch_brings_its_rasters_or_is_refused(tiny_world, store, tmp_
     assert (store / "incoming" / "new.tif").exists()
     ids = set(ArrivalLog(store).read("scenes")["scene_id"])
     assert "SCENE-NEW" in ids and "SCENE-GONE" not in ids
+
+
+_STEP = st.tuples(
+    st.sampled_from(["orders", "orders", "contract"]),
+    st.integers(0, 30),  # the day the batch is recorded
+    st.one_of(st.none(), st.integers(0, 30)),  # the day read as of (None: every row)
+)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(_STEP, min_size=1, max_size=4))
+def test_tables_brought_up_to_later_versions_equal_a_whole_read(tiny_world, loaded, steps):
+    with tempfile.TemporaryDirectory() as tmp:
+        log = ArrivalLog(copy_store(loaded, Path(tmp) / "store"))
+        t0 = pd.Timestamp("2031-01-01", tz="UTC")
+        read = log.read_at(log.versions())
+        contracts = pd.read_parquet(tiny_world / "contracts.parquet").drop(columns=["recorded_at"])
+        active = contracts[contracts["status"] == "active"]
+        for i, (kind, recorded_day, read_day) in enumerate(steps):
+            recorded_at = t0 + pd.Timedelta(days=recorded_day)
+            if kind == "orders":
+                rows = _new_orders(tiny_world, [f"N{i}-{k}" for k in range(1 + i % 3)])
+            else:  # the next version of a contract: its closing
+                rows = active.iloc[[i]].assign(
+                    status="closed", delivered_kg=100.0, closed_at=recorded_at
+                )
+            table = "orders" if kind == "orders" else "contracts"
+            log.append(table, rows, batch_id=f"b{i}", source="feed", recorded_at=recorded_at)
+            instant = None if read_day is None else t0 + pd.Timedelta(days=read_day)
+            versions = log.versions()
+
+            moved = log.moved_on(read, versions, recorded_before=instant)
+            whole = log.read_at(versions, recorded_before=instant)
+
+            assert moved.tables.keys() == whole.tables.keys()
+            for name, frame in whole.tables.items():
+                if name != "fields":  # geometry objects compare by identity
+                    pd.testing.assert_frame_equal(moved.tables[name], frame, check_exact=True)
+            assert moved.whole == whole.whole and moved.files == whole.files
+            read = moved
+
+
+def test_a_table_that_did_not_move_is_kept_and_one_appended_to_reads_only_its_new_files(
+    tiny_world, store
+):
+    log = ArrivalLog(store)
+    before = log.read_at(log.versions())
+    log.append("orders", _new_orders(tiny_world, ["NEW-1", "NEW-2"]), batch_id="n", source="feed")
+
+    after = log.moved_on(before, log.versions(), recorded_before=None)
+
+    assert all(after.tables[n] is before.tables[n] for n in before.tables if n != "orders")
+    assert len(after.files["orders"]) == len(before.files["orders"]) + 1
+    assert set(after.tables["orders"]["order_id"]) - set(before.tables["orders"]["order_id"]) == {
+        "NEW-1",
+        "NEW-2",
+    }

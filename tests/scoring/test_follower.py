@@ -61,6 +61,14 @@ def test_a_commit_reaches_the_data_decisions_read_and_equals_a_build_as_of_then(
     assert after.snapshot is not None and after.snapshot.as_of == after.data_as_of
     row = after.snapshot.values[after.snapshot.rows[farmer].row]
     assert row[list(ROW_COLUMNS).index("orders_count_90d")] >= 3
+    # only the orders moved: every other table is kept as it was read, and what was built
+    # from them; of the orders, only the commit's file was read
+    assert before.log_tables is not None and after.log_tables is not None
+    kept = [n for n in after.log_tables.tables if n != "orders"]
+    assert all(after.log_tables.tables[n] is before.log_tables.tables[n] for n in kept)
+    assert after.inputs.fields is before.inputs.fields
+    assert after.farmer(farmer) is before.farmer(farmer)
+    assert len(after.log_tables.files["orders"]) == len(before.log_tables.files["orders"]) + 1
     # online equals offline: the live snapshot is `features build --as-of` of the same data
     offline = write_feature_store(store, out=tmp_path / "offline", as_of=after.data_as_of)
     frame = pd.read_parquet(offline.out / SNAPSHOT_FILE)

@@ -1,0 +1,79 @@
+"""A follower's reload after a commit: the store loaded again as of now from the data it had
+(only what the commits added read, what did not move kept) against the same load read
+whole, alternating in one process on a private copy of STORE. Each round appends one batch
+of `--rows` orders through the arrival log, then times both loads as of the same instant
+and versions, and checks that their snapshots are equal.
+
+    python benchmarks/bench_reload.py --data STORE [--rounds 5] [--rows 50]
+
+STORE is a store with its features built (`agricredit data load WORLD --data STORE`, then
+`agricredit features build --data STORE`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from features import clock
+from features.arrival_log import ArrivalLog
+from scoring.decide.data import FeatureSource
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a store with features built")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=50, help="orders in each round's batch")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        shutil.copytree(args.data, store)
+        log = ArrivalLog(store)
+        source = FeatureSource.load(store, live=True, as_of=clock.now(), versions=log.versions())
+        incremental, whole = [], []
+        for i in range(args.rounds):
+            batch = source.inputs.orders.sample(args.rows, random_state=i)
+            batch = batch.drop(columns=["recorded_at"]).assign(
+                order_id=[f"BENCH-{i}-{k}" for k in range(args.rows)]
+            )
+            log.append("orders", batch.astype(str), batch_id=f"bench-{i}", source="bench")
+            with log.settled() as instant:
+                versions = log.versions()
+            # alternate which goes first, so neither always meets a warm cache
+            loads = [("incremental", source), ("whole", None)]
+            for name, reuse in loads if i % 2 == 0 else loads[::-1]:
+                started = time.perf_counter()
+                loaded = FeatureSource.load(
+                    store, live=True, as_of=instant, reuse=reuse, versions=versions
+                )
+                took = time.perf_counter() - started
+                (incremental if name == "incremental" else whole).append(took)
+                if name == "incremental":
+                    new_source = loaded
+                else:
+                    whole_source = loaded
+            assert new_source.snapshot is not None and whole_source.snapshot is not None
+            if not np.array_equal(
+                new_source.snapshot.values, whole_source.snapshot.values, equal_nan=True
+            ):
+                sys.exit(f"round {i + 1}: the incremental snapshot differs from a whole load")
+            source = new_source
+            print(f"  round {i + 1}: incremental {incremental[-1]:.3f} s, "
+                  f"whole {whole[-1]:.3f} s", flush=True)  # fmt: skip
+    inc, who = statistics.median(incremental), statistics.median(whole)
+    print(f"{len(source.inputs.farmers):,} farmers, {len(source.inputs.orders):,} orders: "
+          f"a reload after a batch of {args.rows} orders, median of {args.rounds} rounds: "
+          f"incremental {inc:.3f} s, whole {who:.3f} s ({who / inc:.1f}x faster); "
+          "snapshots equal")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
