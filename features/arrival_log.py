@@ -20,7 +20,7 @@ import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
@@ -119,6 +119,8 @@ class LogTables:
     # for those are the rows read earlier the same at a later instant
     whole: frozenset[str]
     files: dict[str, tuple[str, ...]]  # each table's data files, in the order rows were read
+    # of the tables `moved_on` brought up to date by reading only what was added: those rows
+    added: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def batch_id_of(path: Path) -> str:
@@ -242,6 +244,7 @@ class ArrivalLog:
         out: dict[str, pd.DataFrame] = {}
         whole: set[str] = set()
         files: dict[str, tuple[str, ...]] = {}
+        added_rows: dict[str, pd.DataFrame] = {}
         for spec, before, now in zip(TABLES, previous.versions, versions, strict=True):
             if now is None:
                 continue
@@ -256,11 +259,11 @@ class ArrivalLog:
                 stored, complete = _stored_rows(dataset, recorded_before)
                 out[name] = self._typed(spec, stored)
             else:
-                out[name], complete = added
+                out[name], added_rows[name], complete = added
             files[name] = tuple(dataset.files)
             if complete:
                 whole.add(name)
-        return LogTables(out, versions, recorded_before, frozenset(whole), files)
+        return LogTables(out, versions, recorded_before, frozenset(whole), files, added_rows)
 
     def _added_rows(
         self,
@@ -268,9 +271,10 @@ class ArrivalLog:
         previous: LogTables,
         dataset: pa_dataset.FileSystemDataset,
         recorded_before: pd.Timestamp | None,
-    ) -> tuple[pd.DataFrame, bool] | None:
+    ) -> tuple[pd.DataFrame, pd.DataFrame, bool] | None:
         """The table of `dataset` (a later version) as the rows read before and those of
-        the files added since; None where that would not equal reading it whole."""
+        the files added since, and those rows; None where that would not equal reading it
+        whole."""
         kept = previous.tables.get(spec.name)
         had = previous.files.get(spec.name, ())
         if (
@@ -299,7 +303,7 @@ class ArrivalLog:
         if list(typed.columns) != list(kept.columns) or not (typed.dtypes == kept.dtypes).all():
             return None  # an optional column only one side has values in
         parts = [typed, kept] if newest_first else [kept, typed]
-        return pd.concat(parts, ignore_index=True), complete
+        return pd.concat(parts, ignore_index=True), typed, complete
 
     def _typed(self, spec: TableSpec, stored: pd.DataFrame) -> pd.DataFrame:
         if spec.name in VERSIONED:  # the latest version of each, the rows in stored order

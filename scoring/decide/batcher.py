@@ -25,7 +25,7 @@ from scoring.decide.engine import (
     Application,
     Outcome,
     check_application,
-    evaluate_applications,
+    evaluate_at_their_rows,
 )
 from scoring.decide.model_store import ServedModel
 from scoring.decide.state import ServiceState
@@ -227,12 +227,13 @@ class DecisionBatcher:
         return response
 
     def _decided(self, batch: list[_Waiting]) -> tuple[list[dict[str, Any]], list[Entry]]:
-        """Decide the batch at one as-of with one model: each response and its ledger
+        """Decide the batch with one model, each application as of its farmer's snapshot
+        row (`evaluate_at_their_rows`): each response and its ledger
         entry. Every entry is built before any is handed over: a failure writes nothing."""
         state = self.state
         model = state.models.current  # one reference: the whole batch uses this version
         source = state.source  # and these data, as of their own time
-        outcomes = evaluate_applications(
+        outcomes = evaluate_at_their_rows(
             [w.app for w in batch],
             source=source,
             model=model.predictor,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.arrival_log import ArrivalLog, LogTables, Versions
-from features.asof import before, instant_ns, to_ns
+from features.asof import instant_ns, to_ns
 from features.assembly import (
     Inputs,
     Reference,
@@ -62,22 +62,33 @@ class SnapshotRow(NamedTuple):
     contract_id: str
 
 
-@dataclass(frozen=True)
-class PointInTime:
-    """What the policy looks up at one as-of time, precomputed for every farmer."""
+class LoanRecord(NamedTuple):
+    """One of a farmer's loans, with the times that decide whether it is outstanding."""
 
-    outstanding: dict[str, list[OutstandingLoan]]  # per farmer
-    last_scene_ns: dict[str, int]  # latest clear observation of each field
+    contract_id: str
+    amount_minor: int
+    applied_ns: int
+    settled_ns: int  # NAT_NS while not settled
+    due_ns: int
+
+
+NAT_NS = np.iinfo(np.int64).min  # a missing instant, as `to_ns` gives it
+# the tables of a farmer's own feed: a commit to these alone moves only its farmers' rows
+FARMER_FEED = ("orders", "loans", "repayments")
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The feature store's farmer snapshot as one float matrix (columns: ROW_COLUMNS), with
-    each farmer's row and the contract it was built for, looked up without searching."""
+    """The farmers' features as one float matrix (columns: ROW_COLUMNS), with each farmer's
+    row, the contract it was built for and the instant it was built as of, looked up
+    without searching. A follower rebuilds only the rows of the farmers a commit touched,
+    so rows may be of different instants; each is exactly `features build --as-of` its own
+    instant (rows recorded after an instant change nothing as of it)."""
 
-    as_of: pd.Timestamp
+    as_of: pd.Timestamp  # the latest instant a row was built as of
     values: np.ndarray
     rows: dict[str, SnapshotRow]  # by farmer_id
+    instants: np.ndarray  # each row's as-of, ns since the epoch (UTC)
 
     @classmethod
     def of(cls, frame: pd.DataFrame, as_of: pd.Timestamp) -> Snapshot:
@@ -87,7 +98,36 @@ class Snapshot:
             str(f): SnapshotRow(i, str(c))
             for i, (f, c) in enumerate(zip(frame["farmer_id"], frame["contract_id"], strict=True))
         }
-        return cls(as_of, values, rows)
+        return cls(as_of, values, rows, np.full(len(frame), instant_ns(as_of), dtype=np.int64))
+
+    def row_at(self, farmer_id: str, t: int) -> SnapshotRow | None:
+        """The farmer's row if it was built as of instant `t` (ns)."""
+        found = self.rows.get(farmer_id)
+        if found is None or self.instants[found.row] != t:
+            return None
+        return found
+
+    def instant_of(self, farmer_id: str) -> pd.Timestamp | None:
+        """The instant the farmer's row was built as of, None without a row."""
+        found = self.rows.get(farmer_id)
+        if found is None:
+            return None
+        return pd.Timestamp(int(self.instants[found.row]), tz="UTC")
+
+    def with_rows_of(self, newer: Snapshot) -> Snapshot:
+        """This snapshot with every farmer of `newer` (built later) as `newer` has them."""
+        rows = dict(self.rows)
+        added = [f for f in newer.rows if f not in rows]
+        values = np.concatenate([self.values, np.empty((len(added), self.values.shape[1]))])
+        instants = np.concatenate([self.instants, np.empty(len(added), dtype=np.int64)])
+        for i, farmer in enumerate(added):
+            rows[farmer] = SnapshotRow(len(self.rows) + i, "")
+        for farmer, row in newer.rows.items():
+            at = rows[farmer].row
+            values[at] = newer.values[row.row]
+            instants[at] = newer.instants[row.row]
+            rows[farmer] = SnapshotRow(at, row.contract_id)
+        return Snapshot(max(self.as_of, newer.as_of), values, rows, instants)
 
 
 def _snapshot(data_dir: Path) -> Snapshot | None:
@@ -233,6 +273,63 @@ class _Unchanged:
         return build()
 
 
+def _touched_farmers(
+    log_tables: LogTables | None,
+    reuse: FeatureSource | None,
+    inputs: Inputs,
+    reference: Reference,
+) -> set[str] | None:
+    """The farmers whose own rows a follower's commits added, when those are all that
+    moved (orders, loans, repayments, read as added rows; the reference tables kept): only
+    their snapshot rows need building again. None when more than that moved."""
+    if reuse is None or reuse.log_tables is None or log_tables is None:
+        return None
+    if reference is not reuse.reference or inputs.series is not reuse.inputs.series:
+        return None
+    before = reuse.log_tables.tables
+    moved = {n for n, frame in log_tables.tables.items() if frame is not before.get(n)}
+    if set(before) != set(log_tables.tables) or not moved <= set(FARMER_FEED):
+        return None
+    if not moved <= set(log_tables.added):
+        return None  # read whole: which rows are new is not known
+    farmers: set[str] = set()
+    for name in moved:
+        added = log_tables.added[name]
+        if name == "repayments":
+            loans = inputs.loans.set_index("loan_id")["farmer_id"]
+            farmers.update(str(f) for f in loans.reindex(added["loan_id"]).dropna())
+        else:
+            farmers.update(str(f) for f in added["farmer_id"])
+    return farmers
+
+
+def _loans_by_farmer(loans: pd.DataFrame, settled: pd.DataFrame) -> dict[str, list[LoanRecord]]:
+    settled_at = loans["loan_id"].map(settled.set_index("loan_id")["settled_at"])
+    out: dict[str, list[LoanRecord]] = {}
+    for farmer, contract, amount, applied, settled_ns, due in zip(
+        loans["farmer_id"],
+        loans["contract_id"],
+        loans["amount_minor"],
+        to_ns(loans["applied_at"]),
+        to_ns(pd.Series(pd.DatetimeIndex(settled_at))),
+        to_ns(loans["due_at"]),
+        strict=True,
+    ):
+        out.setdefault(str(farmer), []).append(
+            LoanRecord(str(contract), int(amount), int(applied), int(settled_ns), int(due))
+        )
+    return out
+
+
+def _clear_scenes_by_field(series: pd.DataFrame) -> dict[str, np.ndarray]:
+    obs = good_observations(series)
+    stamps = to_ns(obs["acquired_at"])
+    return {
+        str(field): np.sort(stamps[positions])
+        for field, positions in obs.groupby("field_id", sort=False).indices.items()
+    }
+
+
 def last_arrivals(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Timestamp]:
     """When each table last received a row (its latest `recorded_at`); a table without
     recorded times (a directory extracted by hand) is left out: its arrivals are unknown."""
@@ -303,7 +400,9 @@ class FeatureSource:
     coop_members: dict[str, list[str]]  # coop_id -> member farmer_ids (every co-op listed)
     approved_suppliers: dict[str, bool]  # supplier_id -> approved for direct payment
     buyer_grades: dict[str, str]
-    _point: dict[int, PointInTime]
+    _loans: dict[str, list[LoanRecord]]  # each farmer's loans
+    _clear_scenes: dict[str, np.ndarray]  # each field's clear observations, sorted (ns)
+    series_sha256: str | None  # of the built index series the inputs' was completed from
 
     @classmethod
     def load(
@@ -337,23 +436,39 @@ class FeatureSource:
         data_dir = Path(data_dir)
         log_tables = _log_tables(data_dir, as_of, versions, reuse)
         t = validated_tables(data_dir) if log_tables is None else log_tables.tables
+        same = _Unchanged(t, reuse)
+        manifest = None
         if (data_dir / "features" / MANIFEST_FILE).exists():
-            check_feature_store(data_dir / "features")  # before any of its files is read
+            manifest = check_feature_store(data_dir / "features")  # before any file is read
+        series_sha = None if manifest is None else manifest["sha256"].get(SERIES_FILE)
         built = data_dir / "features" / SERIES_FILE
-        series = pd.read_parquet(built) if built.exists() else None
-        if live and series is not None:
-            series = completed_series(data_dir, t, series)
+        if (
+            live
+            and reuse is not None
+            and series_sha is not None
+            and series_sha == reuse.series_sha256
+            and same.tables(("scenes", "fields"))
+        ):
+            series: pd.DataFrame | None = reuse.inputs.series  # completed already, unmoved
+        else:
+            series = pd.read_parquet(built) if built.exists() else None
+            if live and series is not None:
+                series = completed_series(data_dir, t, series)
         inputs = _inputs(data_dir, t, series, reuse)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         reference = _reference(inputs, reuse)
         arrivals = last_arrivals(t)
+        series_kept = reuse is not None and inputs.series is reuse.inputs.series
         snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
-        if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
+        touched = _touched_farmers(log_tables, reuse, inputs, reference)
+        if touched is not None and reuse is not None and reuse.snapshot is not None:
+            snapshot = reuse.snapshot  # its touched farmers' rows are built again below
+        elif (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
             snapshot = _built_snapshot(inputs, reference, wanted)  # the log moved on
-        same = _Unchanged(t, reuse)
-        return cls(
+            touched = None
+        source = cls(
             inputs=inputs,
             reference=reference,
             log_tables=log_tables,
@@ -364,8 +479,7 @@ class FeatureSource:
             snapshot=snapshot,
             _orders=_positions(inputs.orders, "farmer_id"),
             _series=(
-                reuse._series
-                if reuse is not None and inputs.series is reuse.inputs.series
+                reuse._series if reuse is not None and series_kept
                 else _positions(inputs.series, "field_id")
             ),
             _field_rows=same.or_else("fields", lambda r: r._field_rows,
@@ -387,15 +501,25 @@ class FeatureSource:
                 "buyers", lambda r: r.buyer_grades,
                 lambda: dict(zip(inputs.buyers["buyer_id"], inputs.buyers["grade"],
                                  strict=True))),
-            _point={},
+            _loans=same.or_else(("loans", "repayments"), lambda r: r._loans,
+                                lambda: _loans_by_farmer(inputs.loans, settled)),
+            _clear_scenes=(
+                reuse._clear_scenes
+                if reuse is not None and series_kept
+                else _clear_scenes_by_field(inputs.series)
+            ),
+            series_sha256=series_sha,
         )  # fmt: skip
+        if touched and snapshot is not None:  # a commit of the feed: only its farmers move on
+            source.snapshot = snapshot.with_rows_of(
+                _built_snapshot(source.for_farmers(sorted(touched)), reference, wanted)
+            )
+        return source
 
     def rebuilt_at(self, as_of: pd.Timestamp) -> FeatureSource:
         """The same data with every farmer's snapshot built as of `as_of` (the clock moved,
         the data did not)."""
-        return replace(
-            self, snapshot=_built_snapshot(self.inputs, self.reference, as_of), _point={}
-        )
+        return replace(self, snapshot=_built_snapshot(self.inputs, self.reference, as_of))
 
     def farmer(self, farmer_id: str) -> dict[str, Any] | None:
         """The farmer's row (column -> value), or None if unknown."""
@@ -420,40 +544,23 @@ class FeatureSource:
         """The farmer's fields as (field_id, crop, declared_area_ha), possibly none."""
         return self._field_rows.get(farmer_id, [])
 
-    def snapshot_at(self, as_of: pd.Timestamp) -> Snapshot | None:
-        """The built snapshot, when it was built for exactly this as-of time."""
-        if self.snapshot is None or self.snapshot.as_of != as_of:
-            return None
-        return self.snapshot
+    def outstanding(self, farmer_id: str, t: int) -> list[OutstandingLoan]:
+        """The farmer's loans applied for and not settled before instant `t` (ns)."""
+        return [
+            OutstandingLoan(loan.contract_id, loan.amount_minor, loan.due_ns)
+            for loan in self._loans.get(farmer_id, ())
+            if loan.applied_ns != NAT_NS
+            and loan.applied_ns < t
+            and not (loan.settled_ns != NAT_NS and loan.settled_ns < t)
+        ]
 
-    def at(self, as_of: pd.Timestamp) -> PointInTime:
-        """Loans outstanding and each field's latest clear scene at `as_of` (cached)."""
-        t = instant_ns(as_of)
-        if t not in self._point:
-            loans = self.inputs.loans
-            settled_at = pd.DatetimeIndex(loans["loan_id"].map(self.settlements))
-            outstanding = loans[before(loans["applied_at"], t) & ~before(settled_at, t)]
-            obs = good_observations(self.inputs.series)
-            obs = obs[before(obs["acquired_at"], t)]
-            last = obs.groupby("field_id")["acquired_at"].max()
-            if len(self._point) > 8:
-                self._point.clear()
-            loans_by_farmer: dict[str, list[OutstandingLoan]] = {}
-            for farmer, contract, amount, due in zip(
-                outstanding["farmer_id"],
-                outstanding["contract_id"],
-                outstanding["amount_minor"],
-                to_ns(outstanding["due_at"]),
-                strict=True,
-            ):
-                loans_by_farmer.setdefault(str(farmer), []).append(
-                    OutstandingLoan(str(contract), int(amount), int(due))
-                )
-            self._point[t] = PointInTime(
-                outstanding=loans_by_farmer,
-                last_scene_ns=dict(zip(last.index.astype(str), to_ns(last).tolist(), strict=True)),
-            )
-        return self._point[t]
+    def last_clear_scene_ns(self, field_id: str, t: int) -> int | None:
+        """The field's latest clear observation before instant `t` (ns), None if none."""
+        seen = self._clear_scenes.get(field_id)
+        if seen is None:
+            return None
+        i = int(np.searchsorted(seen, t, side="left"))
+        return int(seen[i - 1]) if i else None
 
     def for_farmers(self, farmer_ids: list[str]) -> Inputs:
         """The inputs restricted to some farmers (their contracts and co-ops' included)."""

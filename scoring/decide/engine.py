@@ -193,19 +193,16 @@ def _policy_inputs(
 ) -> list[_PolicyInputs]:
     t = instant_ns(as_of)
     season_clock = instant_ns(GROWING_SEASON.latest_in_season(pd.Timestamp(as_of)))
-    point = source.at(as_of)
     ratios = rows.column("sat_last_cultivated_ratio").tolist()
     out = []
     for app, ratio in zip(apps, ratios, strict=True):
         contract = source.known_contract(app.contract_id)
-        loans = point.outstanding.get(app.farmer_id, [])
+        loans = source.outstanding(app.farmer_id, t)
         arrears = max([(t - loan.due_ns) / DAY_NS for loan in loans] + [0.0])
         drawn = sum(loan.amount_minor for loan in loans if loan.contract_id == app.contract_id)
         fields = source.field_rows(app.farmer_id)
         crop_area = sum(f.declared_area_ha for f in fields if f.crop == contract["crop"])
-        seen = [
-            point.last_scene_ns[f.field_id] for f in fields if f.field_id in point.last_scene_ns
-        ]
+        seen = [at for f in fields if (at := source.last_clear_scene_ns(f.field_id, t)) is not None]
         known = not math.isnan(ratio)
         out.append(
             _PolicyInputs(
@@ -228,15 +225,16 @@ def feature_rows(
 ) -> FeatureRows:
     """Feature rows of the applications, in order.
 
-    When the feature store's snapshot was built at exactly `as_of` and names the same
-    contract, its row is the application's features (only the requested amount's ratio
+    When the farmer's snapshot row was built at exactly `as_of` and names the same
+    contract, it is the application's features (only the requested amount's ratio
     depends on the request); every other application is built with `build_features`.
     """
     values = np.empty((len(apps), len(ROW_COLUMNS)))
-    snapshot = source.snapshot_at(as_of)
+    snapshot = source.snapshot
+    t = instant_ns(as_of)
     hits, rest = [], []
     for i, app in enumerate(apps):
-        found = snapshot.rows.get(app.farmer_id) if snapshot is not None else None
+        found = snapshot.row_at(app.farmer_id, t) if snapshot is not None else None
         if found is not None and found.contract_id == app.contract_id:
             hits.append((i, found.row))
         else:
@@ -264,6 +262,39 @@ def feature_rows(
         built = build_features(inputs, frame, reference=source.reference)
         values[rest] = built[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
     return FeatureRows(values)
+
+
+def evaluate_at_their_rows(
+    apps: list[Application],
+    *,
+    source: FeatureSource,
+    model: Predictor,
+    policy: Policy,
+    as_of: pd.Timestamp,
+) -> list[Outcome]:
+    """Decide a batch as of the wall clock's snapshot: each application whose farmer has a
+    snapshot row for its contract as of that row's instant, every other as of `as_of` (the
+    snapshot's latest). A follower builds again only the rows of the farmers a commit
+    touched, so each decision is exactly `features build --as-of` the instant it states."""
+    snapshot = source.snapshot
+    groups: dict[pd.Timestamp, list[int]] = {}
+    for i, app in enumerate(apps):
+        row = snapshot.rows.get(app.farmer_id) if snapshot is not None else None
+        instant = as_of
+        if snapshot is not None and row is not None and row.contract_id == app.contract_id:
+            instant = snapshot.instant_of(app.farmer_id) or as_of
+        groups.setdefault(instant, []).append(i)
+    if len(groups) == 1:
+        (instant,) = groups
+        return evaluate_applications(apps, source=source, model=model, policy=policy, as_of=instant)
+    out: list[Outcome | None] = [None] * len(apps)
+    for instant, at in groups.items():
+        decided = evaluate_applications(
+            [apps[i] for i in at], source=source, model=model, policy=policy, as_of=instant
+        )
+        for i, outcome in zip(at, decided, strict=True):
+            out[i] = outcome
+    return [o for o in out if o is not None]
 
 
 def evaluate_applications(

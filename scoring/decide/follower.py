@@ -99,6 +99,8 @@ class LogFollower:
 
 
 def _age_seconds(source: FeatureSource, instant: pd.Timestamp) -> float:
-    if source.snapshot is None:
+    """How old the snapshot's oldest row is (a commit builds again only its farmers')."""
+    if source.snapshot is None or not len(source.snapshot.instants):
         return float("inf")
-    return float((instant - source.snapshot.as_of).total_seconds())
+    oldest = pd.Timestamp(int(source.snapshot.instants.min()), tz="UTC")
+    return float((instant - oldest).total_seconds())

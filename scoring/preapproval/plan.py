@@ -142,8 +142,8 @@ def _cultivated_ratios(
 ) -> np.ndarray:
     """Each farmer's latest cultivated ratio at as_of: a satellite feature, the same under
     any contract, so the snapshot's rows serve whenever it was built at as_of."""
-    snapshot = source.snapshot_at(as_of)
-    if snapshot is not None and all(f in snapshot.rows for f in farmers):
+    snapshot, t = source.snapshot, instant_ns(as_of)
+    if snapshot is not None and all(snapshot.row_at(f, t) is not None for f in farmers):
         at = np.fromiter((snapshot.rows[f].row for f in farmers), dtype=np.intp, count=len(farmers))
         return np.asarray(snapshot.values[at, _CULTIVATED])
     apps = [Application(f"plan:{f}", f, contract_id, 1, ()) for f in farmers]

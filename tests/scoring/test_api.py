@@ -82,7 +82,7 @@ def test_a_retry_is_answered_from_the_ledger_without_deciding_again(
     def must_not_decide(*args, **kwargs):
         raise AssertionError("a retry decided again")
 
-    monkeypatch.setattr(decisions, "evaluate_applications", must_not_decide)
+    monkeypatch.setattr(decisions, "evaluate_at_their_rows", must_not_decide)
     again = client.post("/v1/score", json=body, headers=headers)
 
     assert again.status_code == 200 and again.json() == first
@@ -264,7 +264,7 @@ def test_snapshot_shortcut_gives_the_same_features_as_building_them(source, serv
         for i, b in enumerate(bodies)
     ]
     as_of = source.data_as_of
-    assert source.snapshot_at(as_of) is not None
+    assert source.snapshot is not None and source.snapshot.as_of == as_of
 
     fast = feature_rows(apps, source, as_of)
     frame = pd.DataFrame(
@@ -518,7 +518,7 @@ def test_a_batch_answers_its_retries_refuses_reused_keys_and_decides_the_rest(
     )
     batcher = DecisionBatcher(state)  # one batcher serves one event loop
     decided = []
-    evaluate = decisions.evaluate_applications
+    evaluate = decisions.evaluate_at_their_rows
 
     def counting(apps, **kwargs):
         decided.extend(a.farmer_id for a in apps)
@@ -539,7 +539,7 @@ def test_a_batch_answers_its_retries_refuses_reused_keys_and_decides_the_rest(
             asyncio.gather(*together, return_exceptions=True), timeout=30
         )
 
-    monkeypatch.setattr(decisions, "evaluate_applications", counting)
+    monkeypatch.setattr(decisions, "evaluate_at_their_rows", counting)
     recorded, (retry, reused, fresh) = asyncio.run(scenario())
 
     assert retry == recorded[0]

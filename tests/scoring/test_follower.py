@@ -59,6 +59,12 @@ def test_a_commit_reaches_the_data_decisions_read_and_equals_a_build_as_of_then(
     after = state.source
     assert after is not before and after.data_as_of > now
     assert after.snapshot is not None and after.snapshot.as_of == after.data_as_of
+    assert before.snapshot is not None
+    # the commit touched one farmer: only their row is built again, as of the data now
+    assert after.snapshot.instant_of(farmer) == after.data_as_of
+    moved = [f for f in after.snapshot.rows
+             if after.snapshot.instant_of(f) != before.snapshot.instant_of(f)]  # fmt: skip
+    assert moved == [farmer]
     row = after.snapshot.values[after.snapshot.rows[farmer].row]
     assert row[list(ROW_COLUMNS).index("orders_count_90d")] >= 3
     # only the orders moved: every other table is kept as it was read, and what was built
@@ -69,12 +75,8 @@ def test_a_commit_reaches_the_data_decisions_read_and_equals_a_build_as_of_then(
     assert after.inputs.fields is before.inputs.fields
     assert after.farmer(farmer) is before.farmer(farmer)
     assert len(after.log_tables.files["orders"]) == len(before.log_tables.files["orders"]) + 1
-    # online equals offline: the live snapshot is `features build --as-of` of the same data
-    offline = write_feature_store(store, out=tmp_path / "offline", as_of=after.data_as_of)
-    frame = pd.read_parquet(offline.out / SNAPSHOT_FILE)
-    expected = frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
-    assert [after.snapshot.rows[f].row for f in frame["farmer_id"]] == list(range(len(frame)))
-    np.testing.assert_array_equal(after.snapshot.values, expected)
+    # online equals offline: each row is `features build --as-of` its instant
+    _each_row_is_a_build_as_of_its_instant(after, store, tmp_path / "offline")
 
 
 def test_a_failed_load_keeps_the_data_as_they_were(live, monkeypatch):
@@ -107,6 +109,27 @@ def test_a_worker_started_on_a_store_appended_to_since_its_build_serves_it_as_it
     assert built.snapshot is not None and built.snapshot.as_of == built.data_as_of  # as built
     assert started.snapshot is not None and started.snapshot.as_of == started.data_as_of
     assert started.data_as_of > built.data_as_of
+
+
+def _each_row_is_a_build_as_of_its_instant(source: FeatureSource, store: Path, out: Path) -> None:
+    """Every snapshot row equals `features build --as-of` its own instant, bit for bit."""
+    snapshot = source.snapshot
+    assert snapshot is not None
+    compared = 0
+    for t in np.unique(snapshot.instants):
+        at = pd.Timestamp(int(t), tz="UTC")
+        frame = pd.read_parquet(
+            write_feature_store(store, out=out / str(t), as_of=at).out / SNAPSHOT_FILE
+        )
+        expected = frame[list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
+        for farmer, contract, want in zip(frame["farmer_id"], frame["contract_id"], expected,
+                                          strict=True):  # fmt: skip
+            found = snapshot.row_at(str(farmer), int(t))
+            if found is not None:
+                assert found.contract_id == str(contract), farmer
+                np.testing.assert_array_equal(snapshot.values[found.row], want, err_msg=farmer)
+                compared += 1
+    assert compared == len(snapshot.rows)
 
 
 def _offline_snapshot(store: Path, out: Path, as_of: pd.Timestamp) -> np.ndarray:
