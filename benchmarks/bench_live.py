@@ -13,7 +13,9 @@ ways in turn on the same server, each the median of `--repeats`:
   peer of benchmarks/bench_serve.py).
 
 It also reports the feed's own rate, how long after its commit each posted batch was first
-seen in a decision's `features_as_of`, and the workers' reloads (/metrics).
+seen in a decision's `features_as_of` (every batch carries an order of the farmer the probe
+applies for: a commit moves on only the rows of the farmers it touched), and the workers'
+reloads (/metrics).
 
     python benchmarks/bench_live.py [--data data/world] [--seconds 10] [--concurrency 8]
                                     [--workers 2] [--repeats 3] [--rows-per-second 1000]
@@ -44,9 +46,12 @@ from features.ingest import append_file, load_data_dir
 class Feed:
     """Posts order batches once a second and appends a scene now and then, on a thread."""
 
-    def __init__(self, store: Path, url: str, key: str, orders: pd.DataFrame, args) -> None:
+    def __init__(
+        self, store: Path, url: str, key: str, orders: pd.DataFrame, args, probed: str
+    ) -> None:
         self.store, self.url, self.key, self.args = store, url, key, args
         self.orders = orders
+        self.probed = probed  # every batch has an order of the farmer the probe applies for
         self.scenes = validated_tables(store)["scenes"].drop(columns=["recorded_at"])
         self.commits: list[tuple[str, pd.Timestamp]] = []  # (kind, recorded_at)
         self.rows = 0
@@ -61,6 +66,7 @@ class Feed:
             order_id=[f"FEED-{uuid.uuid4().hex[:16]}" for _ in range(n)],
             placed_at=placed.isoformat(),
         )
+        rows.iloc[0, rows.columns.get_loc("farmer_id")] = self.probed
         return rows.astype(object).where(rows.notna(), None).to_dict("records")
 
     def _scene(self, n: int) -> pd.Timestamp:
@@ -169,7 +175,8 @@ def main() -> None:  # noqa: PLR0915 (one run told in order)
         wait_ready(f"{url}/readyz", proc)
         print(f"{args.workers} workers ready {time.monotonic() - begun:.1f} s after start")
         drive(url, "/v1/score", bodies, key=lender, concurrency=args.concurrency[0], seconds=2)
-        feed = Feed(store, url, feeder, orders, args)
+        probed = json.loads(bodies.read_text().splitlines()[0])["farmer_id"]
+        feed = Feed(store, url, feeder, orders, args, probed)
         probing = threading.Event()
 
         def probe() -> None:  # what the decisions are as of, while the feed runs

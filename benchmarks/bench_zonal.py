@@ -31,9 +31,17 @@ from features.satellite.zonal import FieldSet, zonal_stats
 CRS_UTM = "EPSG:32736"
 
 
-def write_scene(path: Path, size: int, rng: np.random.Generator) -> Affine:
-    """A scene with smooth fields of reflectance and cloud blobs; returns its transform."""
-    transform = Affine(10, 0, 300_000, 0, -10, 9_900_000)
+def write_scene(
+    path: Path,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    transform: Affine | None = None,
+    crs: str = CRS_UTM,
+) -> Affine:
+    """A scene with smooth fields of reflectance and cloud blobs (band 4: 1 clear, 2
+    cloud), 10 m pixels in UTM unless `transform` says otherwise; returns its transform."""
+    transform = transform or Affine(10, 0, 300_000, 0, -10, 9_900_000)
     coarse = rng.random((size // 50 + 2, size // 50 + 2))
     smooth = np.kron(coarse, np.ones((50, 50)))[:size, :size]
     red = (0.03 + 0.12 * (1 - smooth)) * 10_000
@@ -43,7 +51,7 @@ def write_scene(path: Path, size: int, rng: np.random.Generator) -> Affine:
     mask = np.where(clouds[:size, :size], 2, 1)
     profile = {
         "driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint16",
-        "crs": CRS_UTM, "transform": transform, "nodata": 0, "tiled": True,
+        "crs": crs, "transform": transform, "nodata": 0, "tiled": True,
         "blockxsize": 256, "blockysize": 256, "compress": "zstd",
     }  # fmt: skip
     with rasterio.open(path, "w", **profile) as ds:
