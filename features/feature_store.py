@@ -31,6 +31,7 @@ from features.errors import TableValidationError
 from features.registry import FEATURE_NAMES
 from features.report import plot_feature_report
 from features.runners import IN_PROCESS, LocalRunner, Runner
+from features.satellite.seasons import field_season_metrics
 from features.satellite.series import build_index_series
 from features.satellite.zonal import FieldSet
 from features.store import atomic_directory, file_sha256
@@ -43,6 +44,9 @@ SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
     "manifest.json",
     "report.png",
 )
+# each field's season metrics over the index series written beside them: a worker's start
+# computes again only those of fields with observations the build did not have
+FIELD_SEASONS_FILE = "field_seasons.parquet"
 
 
 class FeatureStoreIntegrityError(RuntimeError):
@@ -223,8 +227,12 @@ def write_feature_store(
     steps.update()
     steps.close()
     series = inputs.series[before(inputs.series["acquired_at"], instant_ns(when))]
+    seasons = reference.field_seasons
+    if seasons is None or len(series) != len(inputs.series):
+        seasons = field_season_metrics(series, inputs.fields)  # of the series written
     with atomic_directory(out) as staging:
         series.to_parquet(staging / SERIES_FILE, index=False)
+        seasons.to_parquet(staging / FIELD_SEASONS_FILE, index=False)
         training.to_parquet(staging / TRAINING_FILE, index=False)
         snapshot.to_parquet(staging / SNAPSHOT_FILE, index=False)
         manifest = {
@@ -240,7 +248,7 @@ def write_feature_store(
             # what the service checks before it serves from these files
             "sha256": {
                 name: file_sha256(staging / name)
-                for name in (SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE)
+                for name in (SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, FIELD_SEASONS_FILE)
             },
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))

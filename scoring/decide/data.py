@@ -22,6 +22,7 @@ from features.assembly import (
     snapshot_applications,
 )
 from features.feature_store import (
+    FIELD_SEASONS_FILE,
     MANIFEST_FILE,
     SERIES_FILE,
     SNAPSHOT_FILE,
@@ -145,9 +146,17 @@ def _built_snapshot(inputs: Inputs, reference: Reference, as_of: pd.Timestamp) -
     return Snapshot.of(build_features(inputs, apps, reference=reference), as_of)
 
 
+class CompletedSeries(NamedTuple):
+    """The built index series completed with what was recorded since, and the fields that
+    got observations the build did not have."""
+
+    series: pd.DataFrame
+    changed_fields: np.ndarray
+
+
 def completed_series(
     data_dir: Path, tables: dict[str, pd.DataFrame], series: pd.DataFrame
-) -> pd.DataFrame:
+) -> CompletedSeries:
     """The built index series with the zonal statistics of what was recorded since: each
     new scene over every field, each new field over the scenes seen before."""
     scenes, fields = tables["scenes"], tables["fields"]
@@ -161,19 +170,39 @@ def completed_series(
         new = new_fields.copy()
         new.attrs = fields.attrs  # the CRS
         parts.append(build_index_series(data_dir, old_scenes, fieldset_of(new)))
-    if len(parts) == 1:
-        return series
-    done = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    return done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
+    added = [p for p in parts[1:] if len(p)]
+    if not added:
+        return CompletedSeries(series, np.array([], dtype=object))
+    done = pd.concat([series, *added], ignore_index=True)
+    done = done.sort_values(["field_id", "acquired_at"], kind="stable").reset_index(drop=True)
+    return CompletedSeries(done, pd.unique(pd.concat([p["field_id"] for p in added]).to_numpy()))
 
 
-def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
+def _spliced_seasons(
+    kept: pd.DataFrame, series: pd.DataFrame, fields: pd.DataFrame, changed: np.ndarray
+) -> pd.DataFrame:
+    """Field season metrics `kept` with those of the `changed` fields computed again (a
+    field's metrics depend on its own observations only)."""
+    again = field_season_metrics(
+        series[series["field_id"].isin(changed)], fields[fields["field_id"].isin(changed)]
+    )
+    spliced = pd.concat([kept[~kept["field_id"].isin(changed)], again], ignore_index=True)
+    return spliced.astype(kept.dtypes.to_dict()).sort_values(
+        ["field_id", "season"], kind="stable", ignore_index=True
+    )
+
+
+def _reference(
+    inputs: Inputs, reuse: FeatureSource | None, stored: pd.DataFrame | None = None
+) -> Reference:
     """The reference tables of `inputs`, from those of the data loaded before where they
     can be (a few ms of comparing, far less than building them): kept whole when nothing
     they are built from changed; after new scenes, only the season metrics of the fields
-    those scenes cover computed again (a field's depend on its own observations only)."""
+    those scenes cover computed again. Without data loaded before, `stored` (the feature
+    store's field season metrics, completed for the fields observed since) saves
+    computing every field's."""
     if reuse is None:
-        return build_reference(inputs)
+        return build_reference(inputs, field_seasons=stored)
     before, now = reuse.inputs, inputs
     if not all(
         getattr(before, name).equals(getattr(now, name))
@@ -190,14 +219,7 @@ def _reference(inputs: Inputs, reuse: FeatureSource | None) -> Reference:
     if not old.equals(before.series.reset_index(drop=True)):
         return build_reference(inputs)  # not only new scenes: build it all
     covered = now.series.loc[new_rows, "field_id"].unique()
-    again = field_season_metrics(
-        now.series[now.series["field_id"].isin(covered)],
-        now.fields[now.fields["field_id"].isin(covered)],
-    )
-    spliced = pd.concat([kept[~kept["field_id"].isin(covered)], again], ignore_index=True)
-    spliced = spliced.astype(kept.dtypes.to_dict()).sort_values(
-        ["field_id", "season"], kind="stable", ignore_index=True
-    )
+    spliced = _spliced_seasons(kept, now.series, now.fields, covered)
     return build_reference(inputs, field_seasons=spliced)
 
 
@@ -442,6 +464,7 @@ class FeatureSource:
             manifest = check_feature_store(data_dir / "features")  # before any file is read
         series_sha = None if manifest is None else manifest["sha256"].get(SERIES_FILE)
         built = data_dir / "features" / SERIES_FILE
+        changed = np.array([], dtype=object)  # fields observed since the build
         if (
             live
             and reuse is not None
@@ -453,11 +476,16 @@ class FeatureSource:
         else:
             series = pd.read_parquet(built) if built.exists() else None
             if live and series is not None:
-                series = completed_series(data_dir, t, series)
+                series, changed = completed_series(data_dir, t, series)
         inputs = _inputs(data_dir, t, series, reuse)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
-        reference = _reference(inputs, reuse)
+        stored = None
+        if reuse is None and manifest is not None and FIELD_SEASONS_FILE in manifest["sha256"]:
+            stored = pd.read_parquet(data_dir / "features" / FIELD_SEASONS_FILE)
+            if len(changed):
+                stored = _spliced_seasons(stored, inputs.series, inputs.fields, changed)
+        reference = _reference(inputs, reuse, stored)
         arrivals = last_arrivals(t)
         series_kept = reuse is not None and inputs.series is reuse.inputs.series
         snapshot = _snapshot(data_dir)

@@ -16,6 +16,7 @@ from features.assembly import build_reference
 from features.feature_store import SNAPSHOT_FILE, validated_tables, write_feature_store
 from features.ingest import append_file, load_data_dir
 from features.registry import ROW_COLUMNS
+from features.satellite.seasons import field_season_metrics
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
 from scoring.decide.follower import LogFollower
@@ -236,7 +237,7 @@ def test_an_answer_states_each_tables_latest_arrival_and_readiness_and_metrics_i
 
 
 def test_after_a_new_scene_only_its_fields_season_metrics_are_computed_again_and_equal_a_build(
-    live, tmp_path
+    live, tmp_path, monkeypatch
 ):
     state, store = live
     follower = LogFollower(state, poll_seconds=0.1)
@@ -268,3 +269,20 @@ def test_after_a_new_scene_only_its_fields_season_metrics_are_computed_again_and
     for farmer, row in after.snapshot.rows.items():
         want = frame.loc[farmer, list(ROW_COLUMNS)].to_numpy(dtype=float, na_value=np.nan)
         assert np.array_equal(after.snapshot.values[row.row], want, equal_nan=True), farmer
+    # a worker starting now reads the build's field season metrics and computes again only
+    # those of the fields the new scene covers: the same reference
+    computed: list[set[str]] = []
+
+    def counted(series, fields, **kwargs):
+        computed.append(set(fields["field_id"]))
+        return field_season_metrics(series, fields, **kwargs)
+
+    monkeypatch.setattr("scoring.decide.data.field_season_metrics", counted)
+    monkeypatch.setattr("features.assembly.field_season_metrics", counted)
+    started = FeatureSource.load(store, live=True)
+    assert computed == [set(covered)]
+    assert started.reference.field_seasons is not None
+    pd.testing.assert_frame_equal(started.reference.field_seasons, whole.field_seasons,
+                                  check_exact=True)  # fmt: skip
+    pd.testing.assert_frame_equal(started.reference.county_peaks, whole.county_peaks,
+                                  check_exact=True)  # fmt: skip
