@@ -296,21 +296,19 @@ class _Unchanged:
 
 
 def _touched_farmers(
-    log_tables: LogTables | None,
-    reuse: FeatureSource | None,
-    inputs: Inputs,
-    reference: Reference,
+    log_tables: LogTables | None, reuse: FeatureSource | None, inputs: Inputs
 ) -> set[str] | None:
     """The farmers whose own rows a follower's commits added, when those are all that
-    moved (orders, loans, repayments, read as added rows; the reference tables kept): only
-    their snapshot rows need building again. None when more than that moved."""
+    moved (orders, loans, repayments and scenes, read as added rows): only their snapshot
+    rows need building again, and every other row stays exact as of its own instant. Of a
+    scene, the farmers whose fields it covers (a county's reference, its peak NDVI, reaches
+    the others at the next refresh). None when more than that moved: contracts, farmers,
+    fields, buyers, suppliers, co-ops or prices may move many farmers' rows."""
     if reuse is None or reuse.log_tables is None or log_tables is None:
-        return None
-    if reference is not reuse.reference or inputs.series is not reuse.inputs.series:
         return None
     before = reuse.log_tables.tables
     moved = {n for n, frame in log_tables.tables.items() if frame is not before.get(n)}
-    if set(before) != set(log_tables.tables) or not moved <= set(FARMER_FEED):
+    if set(before) != set(log_tables.tables) or not moved <= {*FARMER_FEED, "scenes"}:
         return None
     if not moved <= set(log_tables.added):
         return None  # read whole: which rows are new is not known
@@ -320,6 +318,12 @@ def _touched_farmers(
         if name == "repayments":
             loans = inputs.loans.set_index("loan_id")["farmer_id"]
             farmers.update(str(f) for f in loans.reindex(added["loan_id"]).dropna())
+        elif name == "scenes":
+            series = inputs.series
+            covered = series.loc[series["scene_id"].isin(added["scene_id"]), "field_id"]
+            fields = inputs.fields
+            owners = fields.loc[fields["field_id"].isin(covered), "farmer_id"]
+            farmers.update(str(f) for f in owners)
         else:
             farmers.update(str(f) for f in added["farmer_id"])
     return farmers
@@ -507,7 +511,7 @@ class FeatureSource:
         series_kept = reuse is not None and inputs.series is reuse.inputs.series
         snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
-        touched = _touched_farmers(log_tables, reuse, inputs, reference)
+        touched = _touched_farmers(log_tables, reuse, inputs)
         if touched is not None and reuse is not None and reuse.snapshot is not None:
             snapshot = reuse.snapshot  # its touched farmers' rows are built again below
         elif (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
