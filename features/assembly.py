@@ -60,9 +60,28 @@ class Reference:
     field_seasons: pd.DataFrame | None = None
 
 
-def field_table(fields: pd.DataFrame, farmers: pd.DataFrame, fieldset: FieldSet) -> pd.DataFrame:
-    """Fields with their measured polygon area and their farmer's county."""
-    areas = polygon_areas_ha(fieldset).reset_index()
+def field_table(
+    fields: pd.DataFrame,
+    farmers: pd.DataFrame,
+    fieldset: FieldSet,
+    *,
+    measured: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Fields with their measured polygon area and their farmer's county. `measured`: the
+    areas already measured of some fields, by field_id (a feature store's); only the
+    others are measured here (about 16 us a polygon, with the reprojection)."""
+    if measured is None:
+        areas = polygon_areas_ha(fieldset).reset_index()
+    else:
+        ids = pd.Index(fieldset.field_ids)
+        missing = ~ids.isin(measured.index)
+        parts = [measured[measured.index.isin(ids)].astype(float)]
+        if missing.any():
+            subset = FieldSet(fieldset.field_ids[missing], fieldset.geometry[missing], fieldset.crs)
+            parts.append(polygon_areas_ha(subset))
+        areas = (
+            pd.concat(parts).reindex(ids).rename("polygon_ha").rename_axis("field_id")
+        ).reset_index()
     return (
         fields.drop(columns=["geometry"], errors="ignore")
         .merge(areas, on="field_id", how="left")

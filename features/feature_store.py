@@ -47,6 +47,8 @@ SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
 # each field's season metrics over the index series written beside them: a worker's start
 # computes again only those of fields with observations the build did not have
 FIELD_SEASONS_FILE = "field_seasons.parquet"
+# each field's geodesic polygon area: a start measures only the fields added since
+FIELD_AREAS_FILE = "field_areas.parquet"
 
 
 class FeatureStoreIntegrityError(RuntimeError):
@@ -123,16 +125,17 @@ def inputs_from_tables(
     *,
     series: pd.DataFrame | None = None,
     progress: bool = False,
+    measured: pd.Series | None = None,
 ) -> Inputs:
     """Inputs from validated tables; the index series is computed from the scenes unless
-    one is given."""
+    one is given, and the fields' areas unless `measured` (by field_id) has them."""
     fields = tables["fields"]
     fieldset = fieldset_of(fields)
     if series is None:
         series = build_index_series(data_dir, tables["scenes"], fieldset, progress=progress)
     return Inputs(
         farmers=tables["farmers"],
-        fields=field_table(fields, tables["farmers"], fieldset),
+        fields=field_table(fields, tables["farmers"], fieldset, measured=measured),
         orders=tables["orders"],
         contracts=tables["contracts"],
         loans=tables["loans"],
@@ -233,6 +236,9 @@ def write_feature_store(
     with atomic_directory(out) as staging:
         series.to_parquet(staging / SERIES_FILE, index=False)
         seasons.to_parquet(staging / FIELD_SEASONS_FILE, index=False)
+        inputs.fields[["field_id", "polygon_ha"]].to_parquet(
+            staging / FIELD_AREAS_FILE, index=False
+        )
         training.to_parquet(staging / TRAINING_FILE, index=False)
         snapshot.to_parquet(staging / SNAPSHOT_FILE, index=False)
         manifest = {
@@ -248,7 +254,13 @@ def write_feature_store(
             # what the service checks before it serves from these files
             "sha256": {
                 name: file_sha256(staging / name)
-                for name in (SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, FIELD_SEASONS_FILE)
+                for name in (
+                    SERIES_FILE,
+                    TRAINING_FILE,
+                    SNAPSHOT_FILE,
+                    FIELD_SEASONS_FILE,
+                    FIELD_AREAS_FILE,
+                )
             },
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))

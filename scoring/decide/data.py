@@ -22,6 +22,7 @@ from features.assembly import (
     snapshot_applications,
 )
 from features.feature_store import (
+    FIELD_AREAS_FILE,
     FIELD_SEASONS_FILE,
     MANIFEST_FILE,
     SERIES_FILE,
@@ -245,13 +246,15 @@ def _inputs(
     tables: dict[str, pd.DataFrame],
     series: pd.DataFrame | None,
     reuse: FeatureSource | None,
+    measured: pd.Series | None,
 ) -> Inputs:
     """Inputs of the tables, keeping the field table (areas measured, counties joined) of
     the data loaded before when neither fields nor farmers moved (with the index series
-    given: without one it is computed from the scenes, as they are now)."""
+    given: without one it is computed from the scenes, as they are now); else with the
+    areas `measured` before (by field_id) where it has them."""
     same = _Unchanged(tables, reuse)
     if reuse is None or series is None or not same.tables(("fields", "farmers")):
-        return inputs_from_tables(data_dir, tables, series=series)
+        return inputs_from_tables(data_dir, tables, series=series, measured=measured)
     return replace(
         reuse.inputs,
         farmers=tables["farmers"],
@@ -498,7 +501,11 @@ class FeatureSource:
             series = pd.read_parquet(built) if built.exists() else None
             if live and series is not None:
                 series, changed = completed_series(data_dir, t, series)
-        inputs = _inputs(data_dir, t, series, reuse)
+        measured = None
+        if reuse is None and manifest is not None and FIELD_AREAS_FILE in manifest["sha256"]:
+            areas = pd.read_parquet(data_dir / "features" / FIELD_AREAS_FILE)
+            measured = areas.set_index("field_id")["polygon_ha"]
+        inputs = _inputs(data_dir, t, series, reuse, measured)
         settled = loan_settlements(inputs.loans, inputs.repayments)
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         stored = None

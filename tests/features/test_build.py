@@ -8,7 +8,16 @@ from dataclasses import replace
 import pandas as pd
 from click.testing import CliRunner
 
-from features.assembly import build_features, build_reference, snapshot_applications
+from features.assembly import build_features, build_reference, field_table, snapshot_applications
+from features.feature_store import (
+    FIELD_AREAS_FILE,
+    FIELD_SEASONS_FILE,
+    SERIES_FILE,
+    fieldset_of,
+    inputs_from_tables,
+    validated_tables,
+    write_feature_store,
+)
 from features.registry import FEATURE_NAMES
 from scoring.cli import main
 from tests.factories import copy_world
@@ -122,3 +131,24 @@ def test_inputs_with_no_rows_at_all_give_missing_values_and_flags(tiny_inputs):
     assert (
         row[["orders_amount_30d", "contract_receivable_minor", "sat_last_peak_ndvi"]].isna().all()
     )
+
+
+def test_the_field_areas_and_season_metrics_kept_beside_the_features_equal_measuring_again(
+    tiny_world, tmp_path
+):
+    out = tmp_path / "features"
+    write_feature_store(tiny_world, out=out)
+    tables = validated_tables(tiny_world)
+    fieldset = fieldset_of(tables["fields"])
+    whole = field_table(tables["fields"], tables["farmers"], fieldset)
+    kept = pd.read_parquet(out / FIELD_AREAS_FILE).set_index("field_id")["polygon_ha"]
+    seasons = pd.read_parquet(out / FIELD_SEASONS_FILE)
+
+    # all kept, or half of them (the other half measured again, as for fields added since)
+    for measured in (kept, kept.iloc[::2]):
+        again = field_table(tables["fields"], tables["farmers"], fieldset, measured=measured)
+        pd.testing.assert_frame_equal(again, whole, check_exact=True)
+    inputs = inputs_from_tables(tiny_world, tables, series=pd.read_parquet(out / SERIES_FILE))
+    reference = build_reference(inputs)
+    assert reference.field_seasons is not None
+    pd.testing.assert_frame_equal(seasons, reference.field_seasons, check_exact=True)
