@@ -460,7 +460,9 @@ class FeatureSource:
         reuse: FeatureSource | None = None,
         versions: Versions | None = None,
     ) -> FeatureSource:
-        """Validate DATA_DIR and load it; the index series comes from features/ if built.
+        """Load DATA_DIR (a directory of files validated; a store's log read in the types
+        its validated rows were committed with); the index series comes from features/ if
+        built.
 
         `live` (a store whose arrival log grows while the service runs): the index series
         is completed for the scenes and fields recorded since it was built, and every
@@ -471,7 +473,9 @@ class FeatureSource:
         before, by a follower): its reference tables are kept when what they are built from
         (contracts, farmers, fields, the index series) has not changed, as after a batch of
         orders or repayments, and of a store, only the rows its log's commits added since
-        are read, and what is built from a table that did not move is kept.
+        are read, and what is built from a table that did not move is kept; when only
+        orders, loans, repayments or scenes moved, only the snapshot rows of the farmers
+        they touched are built again, each row keeping the instant it was built as of.
         `versions` (of a store's log, read with the instant by `settled_read`): the
         versions to read; the latest without it.
 
