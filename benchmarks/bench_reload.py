@@ -50,6 +50,31 @@ def check_rows(
             sys.exit(f"round {i + 1}: farmer {farmer}'s row differs from a whole load")
 
 
+def followed_and_whole(
+    store: Path, log: ArrivalLog, source: FeatureSource, i: int
+) -> tuple[FeatureSource, float, float]:
+    """The store loaded as a follower loads it after a commit (from `source`) and read
+    whole, as of one settled instant and the versions read with it, in an order that
+    alternates with round `i` (so neither always meets a warm cache); the rows checked.
+    Returns the followed data and the seconds of each load."""
+    with log.settled() as instant:
+        versions = log.versions()
+    loaded: dict[str, FeatureSource] = {}
+    took: dict[str, float] = {}
+    for name in ("followed", "whole") if i % 2 == 0 else ("whole", "followed"):
+        started = time.perf_counter()
+        loaded[name] = FeatureSource.load(
+            store,
+            live=True,
+            as_of=instant,
+            reuse=source if name == "followed" else None,
+            versions=versions,
+        )
+        took[name] = time.perf_counter() - started
+    check_rows(source, loaded["followed"], loaded["whole"], instant, i)
+    return loaded["followed"], took["followed"], took["whole"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a store with features built")
@@ -68,23 +93,9 @@ def main() -> None:
                 order_id=[f"BENCH-{i}-{k}" for k in range(args.rows)]
             )
             log.append("orders", batch.astype(str), batch_id=f"bench-{i}", source="bench")
-            with log.settled() as instant:
-                versions = log.versions()
-            # alternate which goes first, so neither always meets a warm cache
-            loads = [("incremental", source), ("whole", None)]
-            for name, reuse in loads if i % 2 == 0 else loads[::-1]:
-                started = time.perf_counter()
-                loaded = FeatureSource.load(
-                    store, live=True, as_of=instant, reuse=reuse, versions=versions
-                )
-                took = time.perf_counter() - started
-                (incremental if name == "incremental" else whole).append(took)
-                if name == "incremental":
-                    new_source = loaded
-                else:
-                    whole_source = loaded
-            check_rows(source, new_source, whole_source, instant, i)
-            source = new_source
+            source, took, took_whole = followed_and_whole(store, log, source, i)
+            incremental.append(took)
+            whole.append(took_whole)
             print(f"  round {i + 1}: incremental {incremental[-1]:.3f} s, "
                   f"whole {whole[-1]:.3f} s", flush=True)  # fmt: skip
     inc, who = statistics.median(incremental), statistics.median(whole)

@@ -31,7 +31,7 @@ import pandas as pd
 import rasterio
 import shapely
 from affine import Affine
-from bench_reload import check_rows
+from bench_reload import followed_and_whole
 from bench_zonal import write_scene
 from pyproj import Transformer
 
@@ -94,23 +94,11 @@ def main() -> None:
             started = time.perf_counter()
             append_file(store, "scenes", batch)
             appended.append(time.perf_counter() - started)
-            with log.settled() as instant:
-                versions = log.versions()
-            loads = [("followed", source), ("whole", None)]
-            for name, reuse in loads if i % 2 == 0 else loads[::-1]:
-                started = time.perf_counter()
-                loaded = FeatureSource.load(
-                    store, live=True, as_of=instant, reuse=reuse, versions=versions
-                )
-                (followed if name == "followed" else whole).append(time.perf_counter() - started)
-                if name == "followed":
-                    new_source = loaded
-                else:
-                    whole_source = loaded
-            series = new_source.inputs.series
+            source, took, took_whole = followed_and_whole(store, log, source, i)
+            followed.append(took)
+            whole.append(took_whole)
+            series = source.inputs.series
             covered = series.loc[series["scene_id"] == f"BENCH-SCENE-{i}", "field_id"].nunique()
-            check_rows(source, new_source, whole_source, instant, i)
-            source = new_source
             print(f"  round {i + 1}: append {appended[-1]:.2f} s, follower's load "
                   f"{followed[-1]:.2f} s (whole {whole[-1]:.2f} s), {covered:,} fields covered",
                   flush=True)  # fmt: skip

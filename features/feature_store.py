@@ -126,16 +126,20 @@ def inputs_from_tables(
     series: pd.DataFrame | None = None,
     progress: bool = False,
     measured: pd.Series | None = None,
+    fields_made: pd.DataFrame | None = None,
 ) -> Inputs:
     """Inputs from validated tables; the index series is computed from the scenes unless
-    one is given, and the fields' areas unless `measured` (by field_id) has them."""
+    one is given, and the field table (`field_table`) unless `fields_made` is it, with
+    the fields' areas measured unless `measured` (by field_id) has them."""
     fields = tables["fields"]
     fieldset = fieldset_of(fields)
     if series is None:
         series = build_index_series(data_dir, tables["scenes"], fieldset, progress=progress)
+    if fields_made is None:
+        fields_made = field_table(fields, tables["farmers"], fieldset, measured=measured)
     return Inputs(
         farmers=tables["farmers"],
-        fields=field_table(fields, tables["farmers"], fieldset, measured=measured),
+        fields=fields_made,
         orders=tables["orders"],
         contracts=tables["contracts"],
         loans=tables["loans"],

@@ -252,20 +252,11 @@ def _inputs(
     the data loaded before when neither fields nor farmers moved (with the index series
     given: without one it is computed from the scenes, as they are now); else with the
     areas `measured` before (by field_id) where it has them."""
-    same = _Unchanged(tables, reuse)
-    if reuse is None or series is None or not same.tables(("fields", "farmers")):
-        return inputs_from_tables(data_dir, tables, series=series, measured=measured)
-    return replace(
-        reuse.inputs,
-        farmers=tables["farmers"],
-        orders=tables["orders"],
-        contracts=tables["contracts"],
-        loans=tables["loans"],
-        repayments=tables["repayments"],
-        buyers=tables["buyers"],
-        market_prices=tables["market_prices"],
-        series=series,
-    )
+    kept = None
+    if reuse is not None and series is not None:
+        if _Unchanged(tables, reuse).tables(("fields", "farmers")):
+            kept = reuse.inputs.fields
+    return inputs_from_tables(data_dir, tables, series=series, measured=measured, fields_made=kept)
 
 
 T = TypeVar("T")
@@ -520,14 +511,14 @@ class FeatureSource:
         reference = _reference(inputs, reuse, stored)
         arrivals = last_arrivals(t)
         series_kept = reuse is not None and inputs.series is reuse.inputs.series
-        snapshot = _snapshot(data_dir)
         wanted = data_as_of if as_of is None else as_of
         touched = _touched_farmers(log_tables, reuse, inputs)
         if touched is not None and reuse is not None and reuse.snapshot is not None:
-            snapshot = reuse.snapshot  # its touched farmers' rows are built again below
-        elif (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
-            snapshot = _built_snapshot(inputs, reference, wanted)  # the log moved on
-            touched = None
+            snapshot: Snapshot | None = reuse.snapshot  # its touched farmers' rows: below
+        else:
+            touched, snapshot = None, _snapshot(data_dir)
+            if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
+                snapshot = _built_snapshot(inputs, reference, wanted)  # the log moved on
         source = cls(
             inputs=inputs,
             reference=reference,
