@@ -11,6 +11,9 @@ import sys
 # the ledger writer waits for the GIL while the event loop decides; Python's default 5 ms
 # turn would add up to 5 ms to every commit's answer under load
 SWITCH_INTERVAL_S = 0.0005
+# a serving process that could not start exits with this (uvicorn's code when the app could
+# not start): the supervisor then stops them all instead of starting it again
+STARTUP_FAILURE = 3
 
 
 def settle_after_loading() -> None:

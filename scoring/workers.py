@@ -33,16 +33,16 @@ from prometheus_client import multiprocess
 
 from scoring.http_protocol import ProblemHttpProtocol
 from scoring.metrics import MULTIPROCESS_DIR
-from scoring.runtime import pin_to_cpu, worker_cpus
+from scoring.runtime import STARTUP_FAILURE, pin_to_cpu, worker_cpus
 
 log = logging.getLogger(__name__)
-STARTUP_FAILURE = 3  # uvicorn's exit code when the app could not start
 HAND_OVER_TIMEOUT_S = 5.0  # a worker that takes no connection for this long is skipped
 CHECK_EVERY_S = 0.2  # how often the supervisor looks for workers that exited
 READY = b"ready"  # a worker's one message to the supervisor, once it can serve
 # what every serving process runs; named, not imported: a worker pins itself to its CPU
 # before it imports the app (threads started by imports would keep every CPU)
 SERVED_APP = "scoring.served:served_app"
+LIVE_DIR = "AGRICREDIT_LIVE_DIR"  # Settings.live_dir, as the workers read it
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -107,6 +107,14 @@ def _worker_config(access_log: bool) -> uvicorn.Config:
     )
 
 
+def _host_follower() -> None:
+    # imported here: the supervisor itself loads none of the data stack
+    from scoring.config import get_settings
+    from scoring.decide.follower import follow_and_publish
+
+    follow_and_publish(get_settings())
+
+
 def _worker(channel: socket.socket, access_log: bool, cpu: int | None) -> None:
     pin_to_cpu(cpu)  # before any thread starts
     config = _worker_config(access_log)
@@ -124,16 +132,30 @@ class _Worker:
 
 
 class _Supervisor:
-    """Starts the workers, replaces one that dies, and deals out connections in turn."""
+    """Starts the host's follower and the workers, replaces one that dies, and deals out
+    connections in turn."""
 
     def __init__(
-        self, cpus: list[int | None], access_log: bool, selector: selectors.BaseSelector
+        self,
+        cpus: list[int | None],
+        access_log: bool,
+        selector: selectors.BaseSelector,
+        *,
+        follows: bool,
     ) -> None:
         self.context = multiprocessing.get_context("spawn")  # LightGBM and fork do not mix
         self.access_log = access_log
         self.selector = selector
+        # one process builds the snapshot rows every worker decides from
+        # (scoring/decide/shared_snapshot.py); unpinned, it takes whichever CPU is idle
+        self.follower = self._start_follower() if follows else None
         self.workers = [self._start(cpu) for cpu in cpus]
         self.turn = 0
+
+    def _start_follower(self) -> BaseProcess:
+        process = self.context.Process(target=_host_follower, name="host-follower")
+        process.start()
+        return process
 
     def _start(self, cpu: int | None) -> _Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -177,7 +199,15 @@ class _Supervisor:
             connection.close()  # the worker holds its own copy
 
     def replace_exited(self) -> int | None:
-        """Start a worker for each that exited; STARTUP_FAILURE if one could not start."""
+        """Start a worker for each that exited, and the follower if it did;
+        STARTUP_FAILURE if one could not start."""
+        if self.follower is not None and not self.follower.is_alive():
+            if self.follower.exitcode == STARTUP_FAILURE:
+                log.error("the host's follower could not load the data (see above); stopping")
+                return STARTUP_FAILURE
+            log.warning("the host's follower exited with %s; starting another",
+                        self.follower.exitcode)  # fmt: skip
+            self.follower = self._start_follower()
         for i, worker in enumerate(self.workers):
             if worker.process.is_alive():
                 continue
@@ -200,8 +230,12 @@ class _Supervisor:
             worker.channel.close()  # a worker whose channel closes finishes and exits
             if worker.process.is_alive():
                 worker.process.terminate()
+        if self.follower is not None and self.follower.is_alive():
+            self.follower.terminate()
         for worker in self.workers:
             worker.process.join(30)
+        if self.follower is not None:
+            self.follower.join(30)
 
 
 def _reuse_port_worker(host: str, port: int, access_log: bool, cpu: int | None) -> None:
@@ -283,9 +317,29 @@ def run_workers(
     stops them all. Returns the exit code."""
     listener = listen(host, port)  # fails here, once, when the port is taken
     listener.setblocking(False)
-    with _workers_metrics_and_signals() as stopping:
+    with _workers_metrics_and_signals() as stopping, _live_dir() as follows:
         return _deal(listener, workers, access_log=access_log, pin_cpus=pin_cpus,
-                     stopping=stopping)  # fmt: skip
+                     stopping=stopping, follows=follows)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _live_dir() -> Iterator[bool]:
+    """A directory for the host's follower to publish the workers' snapshot in (its
+    children read AGRICREDIT_LIVE_DIR); yields whether the workers follow the data at all."""
+    from scoring.config import Settings
+
+    if Settings().follow_log_seconds <= 0:
+        yield False
+        return
+    own = None
+    if LIVE_DIR not in os.environ:
+        own = os.environ[LIVE_DIR] = tempfile.mkdtemp(prefix="agricredit-live-")
+    try:
+        yield True
+    finally:
+        if own is not None:
+            os.environ.pop(LIVE_DIR, None)
+            shutil.rmtree(own, ignore_errors=True)
 
 
 def _deal(
@@ -295,10 +349,11 @@ def _deal(
     access_log: bool,
     pin_cpus: bool,
     stopping: Callable[[], bool],
+    follows: bool,
 ) -> int:
     selector = selectors.DefaultSelector()
     cpus: list[int | None] = worker_cpus(workers) if pin_cpus else [None] * workers
-    supervisor = _Supervisor(cpus, access_log, selector)
+    supervisor = _Supervisor(cpus, access_log, selector, follows=follows)
     # Connections wait in the backlog until every worker has started: the first to be ready
     # would otherwise be dealt every connection opened meanwhile, and keep-alive ones stay
     # where they were dealt (a client pool opened at start-up would use one worker only).

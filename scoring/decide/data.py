@@ -323,8 +323,8 @@ def _touched_farmers(
     return farmers
 
 
-def _loans_by_farmer(loans: pd.DataFrame, settled: pd.DataFrame) -> dict[str, list[LoanRecord]]:
-    settled_at = loans["loan_id"].map(settled.set_index("loan_id")["settled_at"])
+def _loans_by_farmer(loans: pd.DataFrame, settled: pd.Series) -> dict[str, list[LoanRecord]]:
+    settled_at = loans["loan_id"].map(settled)
     out: dict[str, list[LoanRecord]] = {}
     for farmer, contract, amount, applied, settled_ns, due in zip(
         loans["farmer_id"],
@@ -416,6 +416,31 @@ def _positions(frame: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
     return {str(k): v for k, v in frame.groupby(column, sort=False).indices.items()}
 
 
+def _orders_positions(
+    orders: pd.DataFrame, reuse: FeatureSource | None, log_tables: LogTables | None
+) -> dict[str, np.ndarray]:
+    """Each farmer's order rows, by position: from those of the data loaded before when the
+    orders are theirs and the rows a commit added, one before the other (a follower's
+    load; 30 ms of grouping every order again on the demo world)."""
+    added = log_tables.added.get("orders") if log_tables is not None else None
+    if reuse is None or added is None or not len(added):
+        return _positions(orders, "farmer_id")
+    kept = reuse._orders
+    had = len(reuse.inputs.orders)
+    if len(orders) != had + len(added):
+        return _positions(orders, "farmer_id")
+    # the added rows come first or last (`ArrivalLog.moved_on`); order ids are unique
+    first = bool(orders["order_id"].iloc[0] == added["order_id"].iloc[0])
+    out = {f: p + len(added) for f, p in kept.items()} if first else dict(kept)
+    for farmer, at in _positions(added, "farmer_id").items():
+        at = at if first else at + had
+        before = out.get(farmer)
+        out[farmer] = (
+            at if before is None else np.concatenate([at, before] if first else [before, at])
+        )
+    return out
+
+
 @dataclass
 class FeatureSource:
     """Inputs of every farmer plus what a decision looks up besides features."""
@@ -450,6 +475,7 @@ class FeatureSource:
         as_of: pd.Timestamp | None = None,
         reuse: FeatureSource | None = None,
         versions: Versions | None = None,
+        snapshot: Snapshot | None = None,
     ) -> FeatureSource:
         """Load DATA_DIR (a directory of files validated; a store's log read in the types
         its validated rows were committed with); the index series comes from features/ if
@@ -468,7 +494,9 @@ class FeatureSource:
         orders, loans, repayments or scenes moved, only the snapshot rows of the farmers
         they touched are built again, each row keeping the instant it was built as of.
         `versions` (of a store's log, read with the instant by `settled_read`): the
-        versions to read; the latest without it.
+        versions to read; the latest without it. `snapshot`: every farmer's rows as the
+        host's follower built them from exactly these versions and `as_of`
+        (scoring/decide/shared_snapshot.py), taken as they are: no row is built here.
 
         Raises:
             TableValidationError: with every problem, when the data are not valid.
@@ -501,7 +529,13 @@ class FeatureSource:
             areas = pd.read_parquet(data_dir / "features" / FIELD_AREAS_FILE)
             measured = areas.set_index("field_id")["polygon_ha"]
         inputs = _inputs(data_dir, t, series, reuse, measured)
-        settled = loan_settlements(inputs.loans, inputs.repayments)
+        settled = same.or_else(
+            ("loans", "repayments"),
+            lambda r: r.settlements,
+            lambda: loan_settlements(inputs.loans, inputs.repayments).set_index("loan_id")[
+                "settled_at"
+            ],
+        )
         data_as_of = latest_event(inputs) + pd.Timedelta(seconds=1)
         stored = None
         if reuse is None and manifest is not None and FIELD_SEASONS_FILE in manifest["sha256"]:
@@ -513,8 +547,10 @@ class FeatureSource:
         series_kept = reuse is not None and inputs.series is reuse.inputs.series
         wanted = data_as_of if as_of is None else as_of
         touched = _touched_farmers(log_tables, reuse, inputs)
-        if touched is not None and reuse is not None and reuse.snapshot is not None:
-            snapshot: Snapshot | None = reuse.snapshot  # its touched farmers' rows: below
+        if snapshot is not None:
+            touched = None  # built by the host's follower
+        elif touched is not None and reuse is not None and reuse.snapshot is not None:
+            snapshot = reuse.snapshot  # its touched farmers' rows: below
         else:
             touched, snapshot = None, _snapshot(data_dir)
             if (live or as_of is not None) and (snapshot is None or snapshot.as_of != wanted):
@@ -523,12 +559,12 @@ class FeatureSource:
             inputs=inputs,
             reference=reference,
             log_tables=log_tables,
-            settlements=settled.set_index("loan_id")["settled_at"],
+            settlements=settled,
             data_as_of=data_as_of,
             last_arrivals=arrivals,
             data_seen={table: at.isoformat() for table, at in arrivals.items()},
             snapshot=snapshot,
-            _orders=_positions(inputs.orders, "farmer_id"),
+            _orders=_orders_positions(inputs.orders, reuse, log_tables),
             _series=(
                 reuse._series if reuse is not None and series_kept
                 else _positions(inputs.series, "field_id")

@@ -6,35 +6,91 @@ the instant and compared with those the data were read at (`ServiceState.log_ver
 no commit falls between the first load and the first poll). When one moved, it loads the
 store again from the data it had, live (only the rows the commits added read, what is
 built from a table that did not move kept, the index series completed for new scenes and
-fields, every farmer's snapshot built again) and swaps it in with one assignment.
-Requests in flight keep the data they started with; the next batch decides from the new.
-A load that fails leaves the data as they were and is tried again at the next poll.
+fields, the snapshot rows of the farmers the commits touched built again) and swaps it in
+with one assignment. Requests in flight keep the data they started with; the next batch
+decides from the new. A load that fails leaves the data as they were and is tried again
+at the next poll.
 
-Under `clock = "now"` every decision of a worker is made as of the instant its snapshot
-was built, so all of them are answered from the snapshot instead of each building its own
-features. That instant is taken while no batch is being appended (`ArrivalLog.settled`),
-and the load reads only the rows recorded before it: a decision's features are exactly
-`features build --as-of` that instant. When nothing arrives, the snapshot is built again
-as of the clock every `refresh_seconds`.
+Under `clock = "now"` every decision of a worker is made as of the instant its farmer's
+snapshot row was built, so all of them are answered from the snapshot instead of each
+building its own features. That instant is taken while no batch is being appended
+(`ArrivalLog.settled`), and the load reads only the rows recorded before it: a decision's
+features are exactly `features build --as-of` that instant. When nothing arrives, the
+snapshot is built again as of the clock every `refresh_seconds`.
 
-A commit is therefore visible after one poll plus one load, most of it the snapshot of
-every farmer (0.7 s for the demo world's 2,000 farmers, linear in farmers); per-farmer
-state evaluated at the decision instant is the next step.
+Building the touched rows is most of a commit's cost (0.5 s of 0.7 s after 1,000 orders on
+the demo world). With several workers, `serve` runs one follower for the host
+(`follow_and_publish`, its own process), which builds them and publishes the snapshot
+(scoring/decide/shared_snapshot.py); each worker's follower then only reads what the
+commits added, at the versions and instant the snapshot names, and takes its rows.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
-from features.arrival_log import ArrivalLog
+from features.arrival_log import ArrivalLog, Versions
+from scoring.config import Settings
 from scoring.decide.data import FeatureSource
-from scoring.decide.state import ServiceState, settled_read
+from scoring.decide.shared_snapshot import (
+    Stamp,
+    moved_back,
+    publish,
+    read_published,
+    stamp_of,
+)
+from scoring.decide.state import ServiceState, load_source, settled_read
+from scoring.runtime import STARTUP_FAILURE
 
 log = logging.getLogger(__name__)
+
+
+def caught_up(
+    settings: Settings,
+    log_: ArrivalLog | None,
+    source: FeatureSource,
+    seen: Versions,
+    refresh_seconds: float,
+) -> tuple[FeatureSource, Versions] | None:
+    """`source` loaded again if the log moved since the versions `seen`, or its snapshot
+    built again as of now if it is `refresh_seconds` old; None if neither."""
+    instant, now = settled_read(settings, log_)
+    if now != seen:
+        return FeatureSource.load(
+            settings.data_dir, live=True, as_of=instant, reuse=source, versions=now
+        ), now
+    if instant is not None and _age_seconds(source, instant) >= refresh_seconds:
+        return source.rebuilt_at(instant), now
+    return None
+
+
+def taken_published(
+    directory: Path, settings: Settings, source: FeatureSource, seen: Versions
+) -> tuple[FeatureSource, Versions] | None:
+    """`source` brought to the snapshot the host's follower last published in `directory`
+    (the tables read at its versions and instant, its rows taken as they are); None if
+    that snapshot is of an older state of the log than `seen`."""
+    published = read_published(directory)
+    if published is None or moved_back(published.versions, seen):
+        return None
+    if published.versions == seen:  # the clock moved, the data did not
+        return replace(source, snapshot=published.snapshot), seen
+    loaded = FeatureSource.load(
+        settings.data_dir,
+        live=True,
+        as_of=published.recorded_before,
+        reuse=source,
+        versions=published.versions,
+        snapshot=published.snapshot,
+    )
+    return loaded, published.versions
 
 
 class LogFollower:
@@ -52,24 +108,30 @@ class LogFollower:
             state.settings.refresh_features_seconds if refresh_seconds is None else refresh_seconds
         )
         self.seen = state.log_versions  # read with the data, so no commit falls between
+        self.live_dir = state.settings.live_dir
+        self.taken: Stamp | None = None  # the published snapshot last looked at
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def catch_up(self) -> bool:
         """Load the store again if the log moved since the data were loaded, or build the
-        snapshot again as of now if it is `refresh_seconds` old; True if either."""
-        instant, now = settled_read(self.state.settings, self.log)
-        source = self.state.source
+        snapshot again as of now if it is `refresh_seconds` old; beside a host's follower,
+        take the snapshot it published since. True if the data changed."""
         started = time.perf_counter()
-        if now != self.seen:
-            source = FeatureSource.load(
-                self.state.settings.data_dir, live=True, as_of=instant, reuse=source, versions=now
-            )
-            self.state.metrics.data_reloads.inc()
-        elif instant is not None and _age_seconds(source, instant) >= self.refresh_seconds:
-            source = source.rebuilt_at(instant)
+        settings = self.state.settings
+        if self.live_dir is not None:
+            stamp = stamp_of(self.live_dir)
+            if stamp is None or stamp == self.taken:
+                return False
+            got = taken_published(self.live_dir, settings, self.state.source, self.seen)
+            self.taken = stamp  # a load that failed is tried again at the next poll
         else:
+            got = caught_up(settings, self.log, self.state.source, self.seen, self.refresh_seconds)
+        if got is None:
             return False
+        source, now = got
+        if now != self.seen:
+            self.state.metrics.data_reloads.inc()
         self.state.source = source  # one assignment: a batch reads it once
         self.seen = now
         self.state.publish_data()
@@ -104,3 +166,38 @@ def _age_seconds(source: FeatureSource, instant: pd.Timestamp) -> float:
         return float("inf")
     oldest = pd.Timestamp(int(source.snapshot.instants.min()), tz="UTC")
     return float((instant - oldest).total_seconds())
+
+
+def follow_and_publish(settings: Settings) -> None:
+    """The host's follower (its own process, beside `serve`'s workers): load the store,
+    publish every farmer's snapshot in `settings.live_dir`, and publish it again at each
+    commit and refresh, until the process is stopped. With nothing to follow (a directory
+    of files decided as of its data) it publishes once.
+
+    Exits with STARTUP_FAILURE when the store cannot be loaded at start."""
+    directory = settings.live_dir
+    if directory is None:
+        raise ValueError("the host's follower needs AGRICREDIT_LIVE_DIR")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        source, seen = load_source(settings.model_copy(update={"live_dir": None}))
+    except Exception:
+        log.exception("the host's follower could not load %s", settings.data_dir)
+        raise SystemExit(STARTUP_FAILURE) from None
+    publish(directory, source, seen)
+    present = ArrivalLog.present(settings.data_dir)
+    if settings.follow_log_seconds <= 0 or not (present or settings.clock == "now"):
+        stop.wait()
+        return
+    log_ = ArrivalLog(settings.data_dir) if present else None
+    while not stop.wait(settings.follow_log_seconds):
+        try:
+            got = caught_up(settings, log_, source, seen, settings.refresh_features_seconds)
+        except Exception:  # a half-arrived scene file, a failing disk: try again later
+            log.warning("could not load the store again; keeping the data as they were",
+                        exc_info=True)  # fmt: skip
+            continue
+        if got is not None:
+            source, seen = got
+            publish(directory, source, seen)

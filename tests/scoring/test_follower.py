@@ -19,7 +19,8 @@ from features.registry import ROW_COLUMNS
 from features.satellite.seasons import field_season_metrics
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
-from scoring.decide.follower import LogFollower
+from scoring.decide.follower import LogFollower, caught_up
+from scoring.decide.shared_snapshot import publish
 from scoring.decide.state import load_source
 from tests.factories import applications, bearer, copy_store
 
@@ -291,3 +292,67 @@ def test_after_a_new_scene_only_its_fields_season_metrics_are_computed_again_and
                                   check_exact=True)  # fmt: skip
     pd.testing.assert_frame_equal(started.reference.county_peaks, whole.county_peaks,
                                   check_exact=True)  # fmt: skip
+
+
+def test_beside_a_host_follower_a_worker_takes_its_rows_and_has_the_data_it_built_them_from(
+    live, tmp_path, monkeypatch
+):
+    state, store = live
+    state.settings = state.settings.model_copy(update={"clock": "now"})
+    live_dir = tmp_path / "live"
+    # the host's follower: it loads the store and publishes every farmer's rows
+    host, host_seen = load_source(state.settings)
+    first, first_seen = host, host_seen
+    publish(live_dir, host, host_seen)
+    state.settings = state.settings.model_copy(update={"live_dir": live_dir})
+    state.source, state.log_versions = load_source(state.settings)  # a worker starting beside
+    worker = LogFollower(state, poll_seconds=0.1, refresh_seconds=3600)
+    _same_snapshot(state.source, host)
+
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    farmer = orders["farmer_id"].value_counts().index[-1]
+    placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=1)
+    new = orders[orders["farmer_id"] == farmer].head(2)
+    ArrivalLog(store).append("orders", new.assign(order_id=["HOST-1", "HOST-2"], placed_at=placed),
+                             batch_id="host", source="test")  # fmt: skip
+    got = caught_up(state.settings, ArrivalLog(store), host, host_seen, 3600)
+    assert got is not None
+    host, host_seen = got
+    publish(live_dir, host, host_seen)
+
+    def no_rows_built_here(*_args, **_kwargs):
+        raise AssertionError("a worker beside the host's follower built rows")
+
+    monkeypatch.setattr("scoring.decide.data._built_snapshot", no_rows_built_here)
+    assert worker.catch_up() is True
+    monkeypatch.undo()
+    after = state.source
+    assert worker.seen == host_seen
+    _same_snapshot(after, host)
+    assert after.snapshot.instant_of(farmer) == after.log_tables.recorded_before
+    # the worker's tables are the host's, rows in the same places: a decision that builds
+    # its own features (another contract) reads what the rows were built from
+    pd.testing.assert_frame_equal(after.inputs.orders, host.inputs.orders, check_exact=True)
+    whole = FeatureSource.load(store, live=True, as_of=after.log_tables.recorded_before,
+                               versions=host_seen)  # fmt: skip
+    assert after._orders.keys() == whole._orders.keys()
+    for f, at in whole._orders.items():
+        np.testing.assert_array_equal(np.sort(after._orders[f]), np.sort(at), err_msg=f)
+    assert worker.catch_up() is False  # nothing published since
+
+    # a snapshot of an older state of the log than the worker's is not taken
+    publish(live_dir, first, first_seen)
+    assert worker.catch_up() is False and state.source is after
+
+
+def _same_snapshot(source: FeatureSource, host: FeatureSource) -> None:
+    assert source.snapshot is not None and host.snapshot is not None
+    assert source.snapshot.as_of == host.snapshot.as_of
+    assert source.snapshot.rows.keys() == host.snapshot.rows.keys()
+    for farmer, row in host.snapshot.rows.items():
+        mine = source.snapshot.rows[farmer]
+        assert mine.contract_id == row.contract_id
+        assert source.snapshot.instants[mine.row] == host.snapshot.instants[row.row]
+        np.testing.assert_array_equal(
+            source.snapshot.values[mine.row], host.snapshot.values[row.row], err_msg=farmer
+        )
