@@ -2,15 +2,19 @@
 
 Loads a simulated world (default data/world, built by `make demo`) into a store with an
 arrival log, builds its features and serves it with `AGRICREDIT_CLOCK=now` on WORKERS
-workers. wrk drives full decisions at `--concurrency` connections for `--seconds`, three
-ways in turn on the same server, each the median of `--repeats`:
+workers, two ways in alternation (`--repeats` servers each): one follower for the host,
+which builds the farmers' snapshot rows and publishes them to the workers (what `serve`
+does), and each worker following the log and building its rows itself (what one worker
+does; `AGRICREDIT_HOST_FOLLOWER=false`). On each server wrk drives full decisions at
+`--concurrency` connections for `--seconds`, in turn:
 
 - quiet: nothing arrives;
 - live: a feed posts orders to `POST /v1/data/orders` at `--rows-per-second` (one batch a
   second) and a scene (a copy of one of the world's GeoTIFFs, acquired a day ago) is
   appended every `--scene-seconds`;
-- and `mlflow models serve`'s bare prediction of the same champion at the same load (the
-  peer of benchmarks/bench_serve.py).
+
+then `mlflow models serve`'s bare prediction of the same champion at the same load (the
+peer of benchmarks/bench_serve.py). Each figure is the median of the runs.
 
 It also reports the feed's own rate, how long after its commit each posted batch was first
 seen in a decision's `features_as_of` (every batch carries an order of the farmer the probe
@@ -33,11 +37,12 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pandas as pd
-from bench_serve import BIN, Load, drive, free_port, median_of, peer, wait_ready
+from bench_serve import BIN, Load, drive, free_port, peer, wait_ready
 
 from features.feature_store import validated_tables, write_feature_store
 from features.ingest import append_file, load_data_dir
@@ -127,7 +132,78 @@ def new_key(env: dict, role: str) -> str:
     return made.stdout.splitlines()[1]
 
 
-def main() -> None:  # noqa: PLR0915 (one run told in order)
+MODES = {"host": "one follower for the host", "own": "each worker its own follower"}
+
+
+@dataclass
+class Run:
+    """One server's run: wrk quiet and under the feed, and what the feed saw."""
+
+    quiet: dict[int, Load]
+    live: dict[int, Load]
+    feed: Feed
+    seen: list[tuple[float, str]]
+    reloads: float
+    ready_s: float
+
+
+def serve_and_drive(mode: str, store: Path, bodies: Path, orders: pd.DataFrame, env: dict,
+                    keys: tuple[str, str], args) -> Run:  # fmt: skip
+    """Serve the store with `mode`'s followers; drive it with nothing arriving, then while
+    the feed runs."""
+    lender, feeder = keys
+    env = env | {"AGRICREDIT_HOST_FOLLOWER": "true" if mode == "host" else "false"}
+    port = free_port()
+    log = open(store.parent / f"serve-{mode}.log", "ab")
+    begun = time.monotonic()
+    proc = subprocess.Popen(
+        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    quiet: dict[int, Load] = {}
+    live: dict[int, Load] = {}
+    seen: list[tuple[float, str]] = []
+    try:
+        wait_ready(f"{url}/readyz", proc)
+        ready_s = time.monotonic() - begun
+        drive(url, "/v1/score", bodies, key=lender, concurrency=args.concurrency[0], seconds=2)
+        probed = json.loads(bodies.read_text().splitlines()[0])["farmer_id"]
+        feed = Feed(store, url, feeder, orders, args, probed)
+        probing = threading.Event()
+
+        def probe() -> None:  # what the decisions are as of, while the feed runs
+            with httpx.Client(base_url=url, timeout=30) as client:
+                line = bodies.read_text().splitlines()[0]
+                while not probing.is_set():
+                    answer = client.post("/v1/score", content=line, headers={
+                        "Authorization": f"Bearer {lender}", "Idempotency-Key": uuid.uuid4().hex,
+                        "content-type": "application/json"})  # fmt: skip
+                    seen.append((time.time(), answer.json()["features_as_of"]))
+                    time.sleep(0.1)
+
+        for c in args.concurrency:
+            quiet[c] = drive(url, "/v1/score", bodies, key=lender, concurrency=c,
+                             seconds=args.seconds, server=proc.pid)  # fmt: skip
+        feed.start()
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        for c in args.concurrency:
+            live[c] = drive(url, "/v1/score", bodies, key=lender, concurrency=c,
+                            seconds=args.seconds, server=proc.pid)  # fmt: skip
+        feed.stop()
+        probing.set()
+        prober.join()
+        metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait()
+    reloads = sum(float(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("agricredit_data_reloads_total"))  # fmt: skip
+    return Run(quiet, live, feed, seen, reloads, ready_s)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--seconds", type=int, default=10)
@@ -158,75 +234,45 @@ def main() -> None:  # noqa: PLR0915 (one run told in order)
         "AGRICREDIT_DATABASE_URL": f"sqlite:///{tmp / 'ledger.db'}",
         "AGRICREDIT_CLOCK": "now",
     }
-
-    lender, feeder = new_key(env, "lender"), new_key(env, "data")
-    port = free_port()
-    log = open(tmp / "serve.log", "wb")
-    begun = time.monotonic()
-    proc = subprocess.Popen(
-        [BIN / "agricredit", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    quiet: dict[int, Load] = {}
-    live: dict[int, Load] = {}
-    seen: list[tuple[float, str]] = []
-    try:
-        wait_ready(f"{url}/readyz", proc)
-        print(f"{args.workers} workers ready {time.monotonic() - begun:.1f} s after start")
-        drive(url, "/v1/score", bodies, key=lender, concurrency=args.concurrency[0], seconds=2)
-        probed = json.loads(bodies.read_text().splitlines()[0])["farmer_id"]
-        feed = Feed(store, url, feeder, orders, args, probed)
-        probing = threading.Event()
-
-        def probe() -> None:  # what the decisions are as of, while the feed runs
-            with httpx.Client(base_url=url, timeout=30) as client:
-                line = bodies.read_text().splitlines()[0]
-                while not probing.is_set():
-                    answer = client.post("/v1/score", content=line, headers={
-                        "Authorization": f"Bearer {lender}", "Idempotency-Key": uuid.uuid4().hex,
-                        "content-type": "application/json"})  # fmt: skip
-                    seen.append((time.time(), answer.json()["features_as_of"]))
-                    time.sleep(0.1)
-
-        for c in args.concurrency:
-            quiet[c] = median_of(args.repeats, lambda c=c: drive(
-                url, "/v1/score", bodies, key=lender, concurrency=c, seconds=args.seconds,
-                server=proc.pid))  # fmt: skip
-        feed.start()
-        prober = threading.Thread(target=probe, daemon=True)
-        prober.start()
-        for c in args.concurrency:
-            live[c] = median_of(args.repeats, lambda c=c: drive(
-                url, "/v1/score", bodies, key=lender, concurrency=c, seconds=args.seconds,
-                server=proc.pid))  # fmt: skip
-        feed.stop()
-        probing.set()
-        prober.join()
-        metrics = httpx.get(f"{url}/metrics").text
-    finally:
-        proc.terminate()
-        proc.wait()
+    keys = new_key(env, "lender"), new_key(env, "data")
+    runs: dict[str, list[Run]] = {mode: [] for mode in MODES}
+    for i in range(args.repeats):  # the two modes alternate, neither always first
+        for mode in list(MODES) if i % 2 == 0 else list(MODES)[::-1]:
+            runs[mode].append(serve_and_drive(mode, store, bodies, orders, env, keys, args))
+            print(f"  run {i + 1}, {MODES[mode]}: ready in {runs[mode][-1].ready_s:.1f} s",
+                  flush=True)  # fmt: skip
     theirs = peer(argparse.Namespace(data=store, seconds=args.seconds, repeats=args.repeats),
                   tmp, args.concurrency)  # fmt: skip
-    reloads = sum(float(line.split()[1]) for line in metrics.splitlines()
-                  if line.startswith("agricredit_data_reloads_total"))  # fmt: skip
     print(f"{len(snap)} distinct applications, {args.workers} workers, clock now; median of "
-          f"{args.repeats} runs of {args.seconds} s")  # fmt: skip
+          f"{args.repeats} runs of {args.seconds} s each way, the ways alternating")  # fmt: skip
     for c in args.concurrency:
-        print(quiet[c].line(f"{c} connections, nothing arriving"))
-        print(live[c].line(f"{c} connections, feed running"))
+        for mode, title in MODES.items():
+            quiet = sorted((r.quiet[c] for r in runs[mode]), key=lambda r: r.rps)
+            live = sorted((r.live[c] for r in runs[mode]), key=lambda r: r.rps)
+            q, lv = quiet[len(quiet) // 2], live[len(live) // 2]
+            print(f"{title}:")
+            print(q.line(f"{c} connections, nothing arriving"))
+            print(lv.line(f"{c} connections, feed running"))
+            print(f"  live {lv.rps / theirs[c].rps:.1f}x mlflow's requests/s; "
+                  f"quiet {q.rps / theirs[c].rps:.1f}x")  # fmt: skip
         print(theirs[c].line(f"{c} connections, mlflow models serve"))
-        print(f"  live {live[c].rps / theirs[c].rps:.1f}x mlflow's requests/s; "
-              f"quiet {quiet[c].rps / theirs[c].rps:.1f}x")  # fmt: skip
-    scenes = sum(k == "scene" for k, _ in feed.commits)
-    rate = feed.rows / feed.seconds
-    print(f"feed: {feed.rows:,} order rows in {feed.seconds:.1f} s ({rate:,.0f} rows/s), "
-          f"{scenes} scenes, {reloads:.0f} reloads")  # fmt: skip
-    for kind, lags in visibility(feed.commits, seen).items():
-        lags = sorted(lags)
-        print(f"  {kind}: first decided on {len(lags)} commits, median "
-              f"{lags[len(lags) // 2]:.2f} s after the commit, worst {lags[-1]:.2f} s")  # fmt: skip
+    for mode, title in MODES.items():
+        feeds = runs[mode]
+        rows = sum(r.feed.rows for r in feeds)
+        seconds = sum(r.feed.seconds for r in feeds)
+        scenes = sum(k == "scene" for r in feeds for k, _ in r.feed.commits)
+        reloads = sum(r.reloads for r in feeds)
+        print(f"{title}: feed {rows:,} order rows in {seconds:.1f} s ({rows / seconds:,.0f} "
+              f"rows/s), {scenes} scenes, {reloads:.0f} reloads over the workers")  # fmt: skip
+        lags: dict[str, list[float]] = {}
+        for r in feeds:
+            for kind, found in visibility(r.feed.commits, r.seen).items():
+                lags.setdefault(kind, []).extend(found)
+        for kind, found in lags.items():
+            found = sorted(found)
+            median, worst = found[len(found) // 2], found[-1]
+            print(f"  {kind}: first decided on {len(found)} commits, median {median:.2f} s "
+                  f"after the commit, worst {worst:.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

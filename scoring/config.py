@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     # under clock "now", every farmer's features are built again as of the wall clock when
     # this old (and at each commit); decisions are made as of that instant
     refresh_features_seconds: float = 60.0
-    # where one process of the host publishes the farmers' snapshot rows for every worker
-    # (scoring/decide/shared_snapshot.py); `serve` sets it when it runs several workers.
-    # None: a worker builds its own
+    # several workers of `serve` share one follower of the host, which builds the farmers'
+    # snapshot rows and publishes them in `live_dir` (scoring/decide/shared_snapshot.py;
+    # `serve` makes the directory); off, each worker builds its own (as one worker does)
+    host_follower: bool = True
     live_dir: Path | None = None
     # data older than this (seconds from their as-of time to now) make the worker not ready;
     # None takes any age (the simulated world, back-tests). /readyz always says the age.

@@ -328,7 +328,8 @@ def _live_dir() -> Iterator[bool]:
     children read AGRICREDIT_LIVE_DIR); yields whether the workers follow the data at all."""
     from scoring.config import Settings
 
-    if Settings().follow_log_seconds <= 0:
+    settings = Settings()
+    if settings.follow_log_seconds <= 0 or not settings.host_follower:
         yield False
         return
     own = None

@@ -50,6 +50,7 @@ from scoring.decide.state import ServiceState, load_source, settled_read
 from scoring.runtime import STARTUP_FAILURE
 
 log = logging.getLogger(__name__)
+PUBLISHED_POLL_S = 0.05
 
 
 def caught_up(
@@ -140,7 +141,11 @@ class LogFollower:
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        # beside a host's follower a look is one file's stat: look often
+        poll = self.poll_seconds
+        if self.live_dir is not None:
+            poll = min(poll, PUBLISHED_POLL_S)
+        while not self._stop.wait(poll):
             try:
                 self.catch_up()
             except Exception:  # a half-arrived scene file, a failing disk: try again later

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from features.arrival_log import Versions
 from scoring.decide.data import FeatureSource, Snapshot, SnapshotRow
 
 PUBLISHED_FILE = "snapshot.npz"
-WAIT_POLL_S = 0.05
 # a published file's (inode, mtime in ns): a new one at each publish (were a coarse clock and
 # a reused inode to repeat one, that snapshot is taken with the next)
 Stamp = tuple[int, int]
@@ -96,17 +94,6 @@ def read_published(directory: Path) -> Published | None:
         versions=tuple(meta["versions"]),
         recorded_before=None if recorded is None else pd.Timestamp(recorded),
     )
-
-
-def wait_for_published(directory: Path, timeout_s: float) -> Published | None:
-    """The first snapshot published in `directory` (a worker starting beside the host's
-    follower, which builds it), None if none is within `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while (published := read_published(directory)) is None:
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(WAIT_POLL_S)
-    return published
 
 
 def moved_back(published: Versions, seen: Versions) -> bool:

@@ -1,10 +1,14 @@
 """A two-worker server on a store follows its arrival log: batches a platform feed posts
 (new orders; the application's contract delivered and closed) are in both workers'
-decisions within seconds, without a restart, and move them as they should."""
+decisions within seconds, without a restart, and move them as they should; the host's
+follower, which builds the rows both workers decide from, is replaced when it dies."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -54,6 +58,9 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
                 seen = seen + 1 if pd.Timestamp(answer["features_as_of"]) > recorded else 0
                 time.sleep(0.05)
             waited = time.monotonic() - started
+            # the host's follower dies: the supervisor starts another, which the workers follow
+            follower = _host_follower(store, base)
+            os.kill(follower, signal.SIGKILL)
             # the contract delivered and closed: the same application is declined for it
             closed = contract.assign(status="closed", delivered_kg=1000.0,
                                      closed_at=pd.Timestamp.now(tz="UTC").isoformat())  # fmt: skip
@@ -75,6 +82,30 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
         r["code"] for r in first["reasons"]
     }
     assert declined == 8 and answer["decision"] == "decline"
+
+
+def _host_follower(store: Path, base: str) -> int:
+    """The process of the server on `store` that is neither of its two workers: the host's
+    follower (spawned with the server's environment)."""
+    clients = [api_client(base, timeout=30) for _ in range(4)]
+    try:
+        workers = {client.get("/healthz").json()["worker"] for client in clients}
+    finally:
+        for client in clients:
+            client.close()
+    assert len(workers) == 2
+    mine = f"AGRICREDIT_DATA_DIR={store}".encode() + b"\0"
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            spawned = b"spawn_main" in (proc / "cmdline").read_bytes()
+            ours = mine in (proc / "environ").read_bytes()
+        except OSError:  # not a process, or one that has gone
+            continue
+        if spawned and ours and int(proc.name) not in workers:
+            found.append(int(proc.name))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_under_the_wall_clock_a_running_servers_features_equal_a_build_as_of_their_instant(
