@@ -1,7 +1,14 @@
 """A worker's start: how long one fresh process takes to load a store as of now (the data a
 worker decides from: tables read and typed, index series completed, reference tables and
-every farmer's snapshot built), and the most memory it holds while doing so, in
-`--repeats` fresh processes; the median of each. Issue 18 asks for 5 s at 100,000 farmers.
+every farmer's snapshot), and the most memory it holds while doing so, two ways in
+alternation, `--repeats` fresh processes each, the median of each:
+
+- building every farmer's snapshot rows itself (one worker, or a worker starting with
+  `serve`'s host follower);
+- beside a host follower that has published the snapshot (a worker started again after
+  one died): the tables read at the snapshot's versions and instant, its rows taken.
+
+Issue 18 asks for 5 s at 100,000 farmers.
 
     python benchmarks/bench_start.py --data STORE [--repeats 3]
 
@@ -16,19 +23,26 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from scoring.config import Settings
+from scoring.decide.shared_snapshot import publish
+from scoring.decide.state import load_source
 
 ONE_LOAD = """
 import json, resource, sys, time
-import pandas as pd
-from scoring.decide.data import FeatureSource
+from scoring.config import Settings
+from scoring.decide.state import load_source
+live = sys.argv[2] or None
 started = time.perf_counter()
-source = FeatureSource.load(sys.argv[1], live=True, as_of=pd.Timestamp.now(tz="UTC"))
+source, _ = load_source(Settings(data_dir=sys.argv[1], clock="now", live_dir=live))
 print(json.dumps({"seconds": time.perf_counter() - started,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "farmers": len(source.inputs.farmers), "orders": len(source.inputs.orders),
                   "series": len(source.inputs.series)}))
 """
+WAYS = {"own": "building its rows", "published": "beside a host follower"}
 
 
 def main() -> None:
@@ -36,19 +50,31 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a store with features built")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    runs = []
+    live = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    source, versions = load_source(Settings(data_dir=args.data, clock="now"))
+    publish(live, source, versions)  # what the host's follower has published
+    del source
+    runs: dict[str, list[dict]] = {way: [] for way in WAYS}
     for i in range(args.repeats):
-        done = subprocess.run([sys.executable, "-c", ONE_LOAD, str(args.data)],
-                              capture_output=True, text=True, check=True)  # fmt: skip
-        run = json.loads(done.stdout.strip().splitlines()[-1])
-        runs.append(run)
-        print(f"  run {i + 1}: {run['seconds']:.2f} s, at most {run['max_rss_mb']:,.0f} MB",
-              flush=True)  # fmt: skip
-    first = runs[0]
-    print(f"{first['farmers']:,} farmers, {first['orders']:,} orders, {first['series']:,} "
-          f"field-scene rows: a worker's data load, median of {args.repeats} fresh processes "
-          f"{statistics.median(r['seconds'] for r in runs):.2f} s, at most "
-          f"{statistics.median(r['max_rss_mb'] for r in runs):,.0f} MB")  # fmt: skip
+        for way in list(WAYS) if i % 2 == 0 else list(WAYS)[::-1]:
+            arg = str(live) if way == "published" else ""
+            done = subprocess.run([sys.executable, "-c", ONE_LOAD, str(args.data), arg],
+                                  capture_output=True, text=True, check=True)  # fmt: skip
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[way].append(run)
+            print(f"  run {i + 1}, {WAYS[way]}: {run['seconds']:.2f} s, at most "
+                  f"{run['max_rss_mb']:,.0f} MB", flush=True)  # fmt: skip
+    first = runs["own"][0]
+    print(
+        f"{first['farmers']:,} farmers, {first['orders']:,} orders, {first['series']:,} "
+        f"field-scene rows: a worker's data load, median of {args.repeats} fresh processes:"
+    )
+    own = statistics.median(r["seconds"] for r in runs["own"])
+    for way, title in WAYS.items():
+        seconds = statistics.median(r["seconds"] for r in runs[way])
+        memory = statistics.median(r["max_rss_mb"] for r in runs[way])
+        print(f"  {title}: {seconds:.2f} s ({own / seconds:.2f}x of building), at most "
+              f"{memory:,.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Nothing here reads files or the clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -127,22 +127,47 @@ def restrict_to_farmers(inputs: Inputs, farmer_ids: pd.Series | np.ndarray) -> I
     )
 
 
-def build_features(
+def satellite_features(
     inputs: Inputs,
     applications: pd.DataFrame,
     *,
     reference: Reference,
     season: GrowingSeason | None = None,
 ) -> pd.DataFrame:
+    """The satellite part of `build_features` alone (application_id, then its columns)."""
+    return build_satellite_features(
+        inputs.series,
+        applications,
+        fields=inputs.fields,
+        contracts=inputs.contracts,
+        farmers=inputs.farmers,
+        coop_areas=reference.coop_areas,
+        county_peaks=reference.county_peaks,
+        season=season,
+        field_seasons=reference.field_seasons,
+    )
+
+
+def build_features(
+    inputs: Inputs,
+    applications: pd.DataFrame,
+    *,
+    reference: Reference,
+    season: GrowingSeason | None = None,
+    kept: Mapping[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Every source's features for each application, joined into one row per application.
 
     Requires applications with application_id, farmer_id, as_of and, optionally,
     contract_id and requested_minor. Returns the key columns, the registry's features in
-    catalogue order, then the dq_* flags; rows in input order.
+    catalogue order, then the dq_* flags; rows in input order. `kept`: some sources'
+    parts already computed for exactly these applications (application_id, then the
+    source's columns, rows in input order), taken as they are (a follower keeps a farmer's
+    satellite features while `satellite_unchanged_until` says they stand).
     """
-    parts = {
-        "orders": build_order_features(inputs.orders, applications),
-        "contracts": build_contract_features(
+    makers: dict[str, Callable[[], pd.DataFrame]] = {
+        "orders": lambda: build_order_features(inputs.orders, applications),
+        "contracts": lambda: build_contract_features(
             inputs.contracts,
             applications,
             farmers=inputs.farmers,
@@ -152,19 +177,15 @@ def build_features(
             buyer_payments=reference.buyer_payments,
             coop_areas=reference.coop_areas,
         ),
-        "satellite": build_satellite_features(
-            inputs.series,
-            applications,
-            fields=inputs.fields,
-            contracts=inputs.contracts,
-            farmers=inputs.farmers,
-            coop_areas=reference.coop_areas,
-            county_peaks=reference.county_peaks,
-            season=season,
-            field_seasons=reference.field_seasons,
+        "satellite": lambda: satellite_features(
+            inputs, applications, reference=reference, season=season
         ),
-        "history": build_history_features(inputs.loans, applications, repayments=inputs.repayments),
+        "history": lambda: build_history_features(
+            inputs.loans, applications, repayments=inputs.repayments
+        ),
     }
+    kept = kept or {}
+    parts = {s: kept[s] if s in kept else make() for s, make in makers.items()}
     none = pd.Series([None] * len(applications), index=applications.index)
     keys = pd.DataFrame(
         {

@@ -15,6 +15,7 @@ from features.contracts import applicant_contracts
 from features.registry import output_columns
 from features.satellite.seasons import GrowingSeason, field_season_metrics, good_observations
 
+NAT_NS = np.iinfo(np.int64).min  # a missing instant, as `to_ns` gives it
 RECENT_DAYS = 30
 CLEAR_OBS_DAYS = 60
 SAME_PHASE_MIN_AGE_DAYS = 300  # "earlier seasons" are at least this old
@@ -164,3 +165,51 @@ def build_satellite_features(
     for name in output_columns("satellite"):
         out[name] = flags[name] if name in flags else table[name].to_numpy(dtype=float)
     return out
+
+
+# an observation's age is compared in float days: stop a millisecond before each bound
+_AGE_MARGIN_NS = 10**6
+_AGE_BOUNDS_DAYS = (0, RECENT_DAYS, CLEAR_OBS_DAYS, SAME_PHASE_MIN_AGE_DAYS)
+
+
+def satellite_unchanged_until(
+    series: pd.DataFrame, applications: pd.DataFrame, *, fields: pd.DataFrame,
+    contracts: pd.DataFrame,
+) -> np.ndarray:  # fmt: skip
+    """For each application, an instant (ns) after its as_of before which its satellite
+    features stay what they are at as_of, while the inputs stay the same: they move with
+    the time only when a day begins (UTC: a day of the year, a season's end), the
+    application's contract is signed, or an observation of one of the farmer's fields
+    is acquired or turns 30, 60 or 300 days old. Any of the farmer's fields and any
+    observation count, so the instant may come early, never late.
+
+    Requires the inputs of `build_satellite_features`; applications with farmer_id, as_of
+    and contract_id (may be missing), one per farmer (as `snapshot_applications` makes).
+    """
+    if applications["farmer_id"].duplicated().any():
+        raise ValueError("satellite_unchanged_until takes one application per farmer")
+    as_of = to_ns(applications["as_of"])
+    # times are compared as `x < t`, so what happens at x shows from just after it: each
+    # instant below is the first at or after as_of, and one equal to as_of leaves nothing
+    until = -(-as_of // DAY_NS) * DAY_NS  # the next midnight
+    by_id = contracts.drop_duplicates("contract_id").set_index("contract_id")["signed_at"]
+    signed = to_ns(by_id.reindex(applications.get("contract_id", pd.Series(dtype=object))))
+    signed = np.asarray(signed) if len(signed) == len(as_of) else np.full(len(as_of), NAT_NS)
+    until = np.where((signed != NAT_NS) & (signed >= as_of), np.minimum(until, signed), until)
+    # by integer codes and no sort: a follower asks this at every commit, of all its
+    # farmers' observations
+    farmer_of_field, farmer_ids = pd.factorize(fields["farmer_id"].astype(str).to_numpy())
+    field_at = pd.Index(fields["field_id"]).get_indexer(series["field_id"])
+    known = field_at >= 0
+    acquired = to_ns(series["acquired_at"])[known]
+    owners = farmer_of_field[field_at[known]]
+    asked = pd.Index(farmer_ids).get_indexer(applications["farmer_id"].astype(str).to_numpy())
+    cut = np.full(len(farmer_ids) + 1, np.iinfo(np.int64).max)  # each farmer's as_of
+    cut[asked] = as_of  # a farmer not asked for (-1) lands in the extra last slot
+    first = np.full(len(farmer_ids), np.iinfo(np.int64).max)
+    for days in _AGE_BOUNDS_DAYS:
+        bound = acquired + days * DAY_NS - (_AGE_MARGIN_NS if days else 0)
+        ahead = bound >= cut[owners]
+        np.minimum.at(first, owners[ahead], bound[ahead])
+    found = np.where(asked >= 0, first[np.maximum(asked, 0)], np.iinfo(np.int64).max)
+    return np.minimum(until, found)

@@ -19,6 +19,7 @@ from features.assembly import (
     Reference,
     build_features,
     build_reference,
+    satellite_features,
     snapshot_applications,
 )
 from features.feature_store import (
@@ -34,7 +35,8 @@ from features.feature_store import (
     validated_tables,
 )
 from features.history import loan_settlements
-from features.registry import ROW_COLUMNS
+from features.registry import ROW_COLUMNS, output_columns
+from features.satellite.pipeline import satellite_unchanged_until
 from features.satellite.seasons import field_season_metrics, good_observations
 from features.satellite.series import build_index_series
 from features.store import RECORDED_AT
@@ -145,6 +147,61 @@ def _built_snapshot(inputs: Inputs, reference: Reference, as_of: pd.Timestamp) -
     """Every farmer's features as of `as_of`, exactly as `features build --as-of` makes them."""
     apps = snapshot_applications(inputs.farmers, inputs.contracts, as_of)
     return Snapshot.of(build_features(inputs, apps, reference=reference), as_of)
+
+
+_SATELLITE = ["application_id", *output_columns("satellite")]
+_SATELLITE_AT = [ROW_COLUMNS.index(c) for c in _SATELLITE[1:]]
+
+
+def _rows_built_again(
+    source: FeatureSource,
+    before: Snapshot,
+    farmers: list[str],
+    as_of: pd.Timestamp,
+    *,
+    keep_satellite: bool,
+) -> Snapshot:
+    """`before` with the rows of `farmers` built again as of `as_of`, exactly as
+    `features build --as-of` makes them. With `keep_satellite` (nothing the satellite
+    features are built from has moved since `before`), a farmer whose row in `before` is
+    for the same contract keeps its satellite features while `satellite_unchanged_until`
+    (from that row's instant) says they stand, which saves half of a row's build."""
+    inputs = source.for_farmers(farmers)
+    apps = snapshot_applications(inputs.farmers, inputs.contracts, as_of)
+    rows = [before.rows.get(str(f)) for f in apps["farmer_id"]]
+    keep = np.zeros(len(apps), dtype=bool)
+    if keep_satellite and len(apps):
+        contract = apps["contract_id"].astype("str").where(apps["contract_id"].notna(), "")
+        had = [_contract_of(r) for r in rows]
+        same = np.array([r is not None for r in rows]) & (contract.to_numpy() == np.array(had))
+        then = np.array([before.instants[r.row] if r is not None else 0 for r in rows])
+        then_apps = apps.assign(as_of=pd.to_datetime(then, utc=True).as_unit("ns"))
+        until = satellite_unchanged_until(inputs.series, then_apps, fields=inputs.fields,
+                                          contracts=inputs.contracts)  # fmt: skip
+        keep = same & (instant_ns(as_of) < until)
+    kept = None
+    if keep.any():
+        at = [r.row for r, k in zip(rows, keep, strict=True) if k and r is not None]
+        part = pd.DataFrame(before.values[np.ix_(at, _SATELLITE_AT)], columns=_SATELLITE[1:])
+        part.index = np.flatnonzero(keep)
+        if (~keep).any():
+            fresh = satellite_features(inputs, apps[~keep].reset_index(drop=True),
+                                       reference=source.reference)  # fmt: skip
+            fresh.index = np.flatnonzero(~keep)
+            part = pd.concat([part, fresh.drop(columns="application_id").astype(float)])
+        part = part.sort_index()
+        part.insert(0, "application_id", apps["application_id"].to_numpy())
+        kept = {"satellite": part.reset_index(drop=True)}
+    built = build_features(inputs, apps, reference=source.reference, kept=kept)
+    return before.with_rows_of(Snapshot.of(built, as_of))
+
+
+def _contract_of(row: SnapshotRow | None) -> str:
+    """A snapshot row's contract, "" for none (a row read from the feature store's file
+    says None, one built here nan)."""
+    if row is None or row.contract_id in ("None", "nan", "<NA>"):
+        return ""
+    return row.contract_id
 
 
 class CompletedSeries(NamedTuple):
@@ -598,9 +655,11 @@ class FeatureSource:
             series_sha256=series_sha,
         )  # fmt: skip
         if touched and snapshot is not None:  # a commit of the feed: only its farmers move on
-            source.snapshot = snapshot.with_rows_of(
-                _built_snapshot(source.for_farmers(sorted(touched)), reference, wanted)
-            )
+            # a commit of orders, loans or repayments moves nothing of the satellite's
+            unmoved = reference is getattr(reuse, "reference", None) and series_kept
+            unmoved = unmoved and same.tables(("contracts", "farmers", "fields"))
+            source.snapshot = _rows_built_again(source, snapshot, sorted(touched), wanted,
+                                                keep_satellite=unmoved)  # fmt: skip
         return source
 
     def rebuilt_at(self, as_of: pd.Timestamp) -> FeatureSource:
