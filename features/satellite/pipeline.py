@@ -192,9 +192,10 @@ def satellite_unchanged_until(
     # times are compared as `x < t`, so what happens at x shows from just after it: each
     # instant below is the first at or after as_of, and one equal to as_of leaves nothing
     until = -(-as_of // DAY_NS) * DAY_NS  # the next midnight
-    by_id = contracts.drop_duplicates("contract_id").set_index("contract_id")["signed_at"]
-    signed = to_ns(by_id.reindex(applications.get("contract_id", pd.Series(dtype=object))))
-    signed = np.asarray(signed) if len(signed) == len(as_of) else np.full(len(as_of), NAT_NS)
+    signed = np.full(len(as_of), NAT_NS)
+    if "contract_id" in applications:
+        by_id = contracts.drop_duplicates("contract_id").set_index("contract_id")["signed_at"]
+        signed = to_ns(by_id.reindex(applications["contract_id"].to_numpy()))
     until = np.where((signed != NAT_NS) & (signed >= as_of), np.minimum(until, signed), until)
     # by integer codes and no sort: a follower asks this at every commit, of all its
     # farmers' observations

@@ -46,6 +46,7 @@ def publish(directory: Path, source: FeatureSource, versions: Versions) -> None:
     if snapshot is None:
         return
     farmers = sorted(snapshot.rows, key=lambda f: snapshot.rows[f].row)
+    at = [snapshot.rows[f].row for f in farmers]
     recorded = source.log_tables.recorded_before if source.log_tables is not None else None
     meta = {
         "as_of": snapshot.as_of.isoformat(),
@@ -57,8 +58,8 @@ def publish(directory: Path, source: FeatureSource, versions: Versions) -> None:
     with os.fdopen(handle, "wb") as out:
         np.savez(
             out,
-            values=snapshot.values[[snapshot.rows[f].row for f in farmers]],
-            instants=snapshot.instants[[snapshot.rows[f].row for f in farmers]],
+            values=snapshot.values[at],
+            instants=snapshot.instants[at],
             farmers=np.array(farmers, dtype=str),
             contracts=np.array([snapshot.rows[f].contract_id for f in farmers], dtype=str),
             meta=np.array(json.dumps(meta)),
