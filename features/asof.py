@@ -33,6 +33,14 @@ def instant_ns(as_of: pd.Timestamp | str) -> int:
     return int(t.tz_convert("UTC").as_unit("ns").value)
 
 
+def recorded_ns(table: pd.DataFrame) -> np.ndarray:
+    """When each row was recorded (UTC ns): a store's `recorded_at`; a table without it
+    (a directory of files) was known from the start, the int64 minimum."""
+    if "recorded_at" not in table:
+        return np.full(len(table), np.iinfo(np.int64).min, dtype=np.int64)
+    return to_ns(table["recorded_at"])
+
+
 def check_applications(applications: pd.DataFrame) -> None:
     """Raise a ValueError naming what is wrong with an applications frame."""
     missing = [c for c in APPLICATION_COLUMNS if c not in applications.columns]
@@ -69,13 +77,17 @@ def before(times: pd.Series | np.ndarray, as_of: pd.Series | np.ndarray | int) -
 def visible(
     table: pd.DataFrame, applications: pd.DataFrame, *, time_col: str, key: str = "farmer_id"
 ) -> pd.DataFrame:
-    """Rows of `table` joined to each application on `key`, kept only when seen before as-of.
+    """Rows of `table` joined to each application on `key`, kept only when seen before as-of:
+    dated before it and, of a table that says when its rows arrived (`recorded_at`),
+    recorded before it.
 
     The result has the application's `application_id` and `as_of` and the table's columns.
     """
     apps = applications[["application_id", key, "as_of"]]
     joined = apps.merge(table, on=key, how="inner")
-    return joined[before(joined[time_col], joined["as_of"])].reset_index(drop=True)
+    as_of = to_ns(joined["as_of"])
+    seen = before(joined[time_col], as_of) & (recorded_ns(joined) < as_of)
+    return joined[seen].reset_index(drop=True)
 
 
 def encode(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:

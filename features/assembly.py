@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.asof import DAY_NS, before, instant_ns, to_ns
+from features.asof import before, instant_ns
 from features.contracts import build_contract_features, buyer_payment_events, coop_crop_areas
-from features.history import DEFAULT_DPD, build_history_features, loan_settlements
+from features.history import build_history_features
 from features.orders import build_order_features
 from features.registry import FEATURE_NAMES, QUALITY_FLAGS, SOURCES
 from features.satellite.pipeline import build_satellite_features
@@ -241,33 +241,3 @@ def snapshot_applications(
             "requested_minor": np.nan,
         }
     )
-
-
-def training_matrix(
-    inputs: Inputs,
-    *,
-    reference: Reference,
-    as_of: pd.Timestamp,
-    build: Callable[..., pd.DataFrame] = build_features,
-) -> pd.DataFrame:
-    """Features of every loan applied for before `as_of`, with its outcome where known.
-
-    `build` computes the features (`build_features`, or its cluster version).
-
-    A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
-    defaulted when
-    its repayments had not reached the principal by then. Both are rebuilt from
-    repayments dated before `as_of`, never from the loans table's current status.
-    """
-    t = instant_ns(as_of)
-    loans = inputs.loans[before(inputs.loans["applied_at"], t)].reset_index(drop=True)
-    matrix = build(inputs, loan_applications(loans), reference=reference)
-    matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
-    known = matured < t
-    settled = loan_settlements(loans, inputs.repayments)["settled_at"]
-    repaid_in_time = before(settled, np.minimum(matured, t))
-    matrix["outcome_at"] = pd.to_datetime(matured, utc=True)
-    matrix["outcome_known"] = known
-    outcome = np.where(known, ~repaid_in_time, np.array(None, dtype=object))
-    matrix["defaulted"] = pd.array(outcome, dtype="boolean")
-    return matrix

@@ -4,11 +4,16 @@ A contract's status column describes it at extraction time, so it is never read:
 known at as-of comes from its timestamps (signed_at, closed_at, payment_due_at, paid_at).
 Buyers' payment records and co-ops' areas span every farmer, so they arrive as reference
 tables built once over all data (`buyer_payment_events`, `coop_crop_areas`); the pipeline
-itself only needs the applicants' own rows.
+itself only needs the applicants' own rows. Market prices and co-ops' areas are read as of
+by arrival too: a row recorded at or after as-of is not seen, whatever its date, so one
+table read for a build serves loans applied for long before it
+(features/training_matrix.py). Contracts are read by their dates: the tables hold each
+contract's latest version, whose recording says nothing of when it was first known.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -18,6 +23,7 @@ from features.asof import (
     before,
     check_applications,
     prefix_sums,
+    recorded_ns,
     to_ns,
     visible,
 )
@@ -29,14 +35,53 @@ _S = 10**9  # ns per second: payment records are summed in whole seconds
 
 
 def coop_crop_areas(fields: pd.DataFrame, farmers: pd.DataFrame) -> pd.DataFrame:
-    """Declared area of each crop per co-op, over all members: coop_id, crop, coop_area_ha."""
-    members = fields.merge(farmers[["farmer_id", "coop_id"]], on="farmer_id")
+    """Each member's field by co-op and crop, and from when it counts in the co-op's area:
+    coop_id, crop, declared_area_ha, known_at (ns: the later of the member's registration
+    and, of a store, the farmer's and the field's recorded times)."""
+    known = recorded_ns(farmers)
+    if "registered_at" in farmers:
+        known = np.maximum(known, to_ns(farmers["registered_at"]))
+    who = farmers[["farmer_id", "coop_id"]].assign(farmer_known=known)
+    members = fields.assign(field_recorded=recorded_ns(fields)).merge(who, on="farmer_id")
     members = members[members["coop_id"].notna()]
-    return (
-        members.groupby(["coop_id", "crop"], as_index=False)["declared_area_ha"]
-        .sum()
-        .rename(columns={"declared_area_ha": "coop_area_ha"})
+    known = np.maximum(members["farmer_known"].to_numpy(), members["field_recorded"].to_numpy())
+    return pd.DataFrame(
+        {
+            "coop_id": members["coop_id"].astype(str).to_numpy(),
+            "crop": members["crop"].astype(str).to_numpy(),
+            "declared_area_ha": members["declared_area_ha"].to_numpy(dtype=float),
+            "known_at": known,
+        }
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _running_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Within each entity's rows in order, the sum of its values up to each row (added in
+    that order, so a total depends on the entity's own rows only)."""
+    out = np.empty_like(values)
+    for c in range(len(starts) - 1):
+        total = 0.0
+        for k in range(starts[c], starts[c + 1]):
+            total += values[k]
+            out[k] = total
+    return out
+
+
+def _coop_area(
+    coop_areas: pd.DataFrame, coops: pd.Series, crops: pd.Series, as_of: np.ndarray
+) -> np.ndarray:
+    """The declared area of a crop over a co-op's members known before as_of (NaN: none)."""
+    keys = coop_areas["coop_id"] + "|" + coop_areas["crop"]
+    index = EventIndex.build(keys.to_numpy(), coop_areas["known_at"].to_numpy(dtype=np.int64))
+    running = _running_sums(
+        coop_areas["declared_area_ha"].to_numpy(dtype=float)[index.order], index.starts
+    )
+    asked = coops.astype("string").fillna("") + "|" + crops.astype("string").fillna("")
+    codes = index.code_of(asked.to_numpy(dtype=object))
+    end = index.count_before(codes, as_of)
+    seen = (codes >= 0) & (end > index.first_of(codes))
+    return np.where(seen, running[np.maximum(end - 1, 0)] if len(running) else 0.0, np.nan)
 
 
 def buyer_payment_events(contracts: pd.DataFrame) -> pd.DataFrame:
@@ -85,17 +130,31 @@ def _buyer_record(payments: pd.DataFrame, buyer_ids: pd.Series, as_of: np.ndarra
         )
 
 
+@numba.njit(cache=True, nogil=True)
+def _known_window_sums(
+    lo: np.ndarray, hi: np.ndarray, recorded: np.ndarray, values: np.ndarray, cut: np.ndarray
+) -> np.ndarray:
+    """Per query, the totals of sorted rows lo..hi recorded before its cut."""
+    out = np.zeros((len(lo), values.shape[1]), dtype=np.int64)
+    for q in range(len(lo)):
+        for k in range(lo[q], hi[q]):
+            if recorded[k] < cut[q]:
+                out[q] += values[k]
+    return out
+
+
 def _market_price(prices: pd.DataFrame, crops: pd.Series, as_of: np.ndarray) -> np.ndarray:
-    """Mean market price of each crop over the 28 days before as_of (NaN if none)."""
+    """Mean market price of each crop over the 28 days before as_of (NaN if none), of the
+    prices recorded before it (a week's price is published the day after its market)."""
     idx = EventIndex.build(prices["crop"], to_ns(prices["observed_at"]))
-    p = prefix_sums(
-        np.column_stack([np.ones(len(prices)), prices["price_per_kg_minor"].to_numpy()])[idx.order]
-    )
+    values = np.column_stack(
+        [np.ones(len(prices), dtype=np.int64), prices["price_per_kg_minor"].to_numpy(np.int64)]
+    )[idx.order]
     codes = idx.code_of(crops)
-    window = (
-        p[idx.count_before(codes, as_of)]
-        - p[idx.count_before(codes, as_of - MARKET_WINDOW_DAYS * DAY_NS)]
-    )
+    hi = idx.count_before(codes, as_of)
+    lo = idx.count_before(codes, as_of - MARKET_WINDOW_DAYS * DAY_NS)
+    cut = np.ascontiguousarray(np.broadcast_to(as_of, hi.shape), dtype=np.int64)
+    window = _known_window_sums(lo, hi, recorded_ns(prices)[idx.order], values, cut)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(window[:, 0] > 0, window[:, 1] / window[:, 0], np.nan)
 
@@ -171,12 +230,9 @@ def applicant_contracts(
     signed = party_ok & before(c["signed_at"], as_of)
     own_area = fields.groupby(["farmer_id", "crop"])["declared_area_ha"].sum()
     farmer_area = own_area.reindex(pd.MultiIndex.from_arrays([apps["farmer_id"], c["crop"]]))
-    coop_area = coop_areas.set_index(["coop_id", "crop"])["coop_area_ha"].reindex(
-        pd.MultiIndex.from_arrays([apps["coop_id"], c["crop"]])
-    )
-    share = np.where(
-        is_coop, farmer_area.to_numpy(dtype=float) / coop_area.to_numpy(dtype=float), 1.0
-    )
+    coop_area = _coop_area(coop_areas, apps["coop_id"], c["crop"], as_of)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(is_coop, farmer_area.to_numpy(dtype=float) / coop_area, 1.0)
     share = np.where(party_ok, share, np.nan)
     return pd.concat([apps, c], axis=1).assign(
         party_ok=party_ok,

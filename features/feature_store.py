@@ -24,7 +24,6 @@ from features.assembly import (
     build_reference,
     field_table,
     snapshot_applications,
-    training_matrix,
 )
 from features.distributed import features_on, index_series_on
 from features.errors import TableValidationError
@@ -35,6 +34,7 @@ from features.satellite.seasons import field_season_metrics
 from features.satellite.series import build_index_series
 from features.satellite.zonal import FieldSet
 from features.store import atomic_directory, file_sha256
+from features.training_matrix import training_matrix
 from features.validation import validate_dir
 
 SERIES_FILE, TRAINING_FILE, SNAPSHOT_FILE, MANIFEST_FILE, REPORT_FILE = (
@@ -211,10 +211,10 @@ def write_feature_store(
     recorded_before = None if as_of is None else pd.Timestamp(as_of)
     if recorded_before is not None:
         instant_ns(recorded_before)  # refuses a naive time before anything is read
+    tables = validated_tables(data_dir, recorded_before=recorded_before)
     if isinstance(runner, LocalRunner):
-        inputs = load_inputs(data_dir, progress=progress, recorded_before=recorded_before)
+        inputs = inputs_from_tables(data_dir, tables, progress=progress)
     else:
-        tables = validated_tables(data_dir, recorded_before=recorded_before)
         series = index_series_on(runner, data_dir, tables["scenes"], fieldset_of(tables["fields"]))
         inputs = inputs_from_tables(data_dir, tables, series=series)
         build = partial(features_on, runner)
@@ -225,7 +225,11 @@ def write_feature_store(
     reference = build_reference(inputs)
     steps.update()
     steps.set_postfix_str("training matrix")
-    training = training_matrix(inputs, reference=reference, as_of=when, build=build)
+    scenes = tables["scenes"]
+    arrived = scenes.set_index("scene_id")["recorded_at"] if "recorded_at" in scenes else None
+    training = training_matrix(
+        inputs, reference=reference, as_of=when, build=build, scene_recorded=arrived
+    )
     steps.update()
     steps.set_postfix_str("snapshot")
     snapshot = build(

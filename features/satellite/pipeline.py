@@ -81,7 +81,8 @@ def _season_features(
 
 def _recent_features(used: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     """Clear observations in the last 60 days and NDVI now against earlier years."""
-    obs = good_observations(series)[["field_id", "acquired_at", "ndvi_mean"]]
+    arrived = ["recorded_at"] * ("recorded_at" in series)  # of a training matrix by arrival
+    obs = good_observations(series)[["field_id", "acquired_at", "ndvi_mean", *arrived]]
     seen = visible(obs, used, time_col="acquired_at", key="field_id")
     age_days = pd.Series((to_ns(seen["as_of"]) - to_ns(seen["acquired_at"])) / DAY_NS)
     phase = np.mod(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.assembly import build_reference, training_matrix
+from features.assembly import build_reference
 from features.feature_store import latest_event
 from features.history import build_history_features
+from features.training_matrix import training_matrix
 
 
 def _apps(farmers, as_of):

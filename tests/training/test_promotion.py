@@ -31,8 +31,10 @@ from training.registry import CHAMPION, MODEL_NAME, get_client, get_version, loa
 from training.signing import SigningKey
 from training.tracking import log_trained_model, use_experiment
 
-# the tiny world's few hundred test loans calibrate more loosely than the default world's
-TINY = GateBounds(max_ece=0.10)
+# the tiny world's few hundred test loans calibrate more loosely than the default world's,
+# and split by gender, their approval rates and AUCs are each known to about +-0.05, so
+# the gaps to about +-0.07: these tests are of the gate's records, not of the model
+TINY = GateBounds(max_ece=0.10, max_gender_approval_gap=0.15, max_gender_auc_gap=0.15)
 
 
 @pytest.fixture

@@ -1,0 +1,268 @@
+"""The training matrix: every loan as the application it was, from what had arrived then.
+
+A loan applied for at T is trained on the row `features build --as-of T` would have given
+it: rows recorded before T and dated before T. The matrix is built from the tables as read
+for the build, cut at each loan's T by event time, and that is already exact for a loan
+when no row it is built from was *in flight* at T (dated before T, recorded at or after
+it); market prices and co-ops' areas, which span farmers, and the recent observations are
+cut by arrival where they are read (features/contracts.py, `asof.visible`). A loan whose
+farmer, fields or loans had a row in flight is built again from those rows recorded before
+its T, many such loans in one build (one per farmer, so each row is cut at one T). A loan
+applied for while a finished season's observations were still arriving is built from the
+whole store as of its T: its county's reference peaks move too.
+
+Contracts are read by their dates, not their recording: the tables hold each contract's
+latest version, so its earlier states are not replayed (docs/ingestion.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numba
+import numpy as np
+import pandas as pd
+
+from features.asof import DAY_NS, EventIndex, before, instant_ns, recorded_ns, to_ns
+from features.assembly import (
+    Inputs,
+    Reference,
+    build_features,
+    build_reference,
+    loan_applications,
+    restrict_to_farmers,
+)
+from features.history import DEFAULT_DPD, loan_settlements
+from features.satellite.seasons import GrowingSeason, field_season_metrics
+
+_EARLIEST = np.iinfo(np.int64).min  # a row with no event time: dated before any T
+_LATEST = np.iinfo(np.int64).max
+
+
+@numba.njit(cache=True, nogil=True)
+def _latest_so_far(recorded: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Within each entity's rows in time order, the latest recorded time up to each row."""
+    out = np.empty_like(recorded)
+    for c in range(len(starts) - 1):
+        latest = _EARLIEST
+        for k in range(starts[c], starts[c + 1]):
+            latest = max(latest, recorded[k])
+            out[k] = latest
+    return out
+
+
+def _in_flight(
+    keys: pd.Series, event_ns: np.ndarray, recorded: np.ndarray, asked: pd.Series, t: np.ndarray
+) -> np.ndarray:
+    """Per question (a key and an instant t): did a row of that key dated before t arrive
+    at or after t."""
+    known = keys.notna().to_numpy()
+    if not known.any():
+        return np.zeros(len(asked), dtype=bool)
+    index = EventIndex.build(keys[known].astype(str).to_numpy(), event_ns[known])
+    latest = _latest_so_far(recorded[known][index.order], index.starts)
+    codes = index.code_of(asked.astype(str).where(asked.notna(), "").to_numpy())
+    end = index.count_before(codes, t)
+    seen = (codes >= 0) & (end > index.first_of(codes))
+    return seen & (latest[np.maximum(end - 1, 0)] >= t)
+
+
+def with_arrivals(series: pd.DataFrame, scene_recorded: pd.Series | None) -> pd.DataFrame:
+    """The observations with their `recorded_at`: each arrives with its scene."""
+    if scene_recorded is None or "scene_id" not in series:
+        return series
+    arrived = series["scene_id"].map(scene_recorded).astype("datetime64[us, UTC]")
+    return series.assign(recorded_at=arrived.to_numpy())
+
+
+Keyed = tuple[pd.Series, np.ndarray, np.ndarray]  # the key of each row, its event, its arrival
+
+
+def _farmer_rows(inputs: Inputs) -> list[Keyed]:
+    """Each farmer-keyed input as (farmer of each row, event time, recorded time). The
+    observations are not among them: recent ones are cut by arrival where they are read
+    (`asof.visible`), and a season's only count once it has ended."""
+    loan_owner = inputs.loans.set_index("loan_id")["farmer_id"]
+    i = inputs
+    return [
+        (i.orders["farmer_id"], to_ns(i.orders["placed_at"]), recorded_ns(i.orders)),
+        (i.fields["farmer_id"], np.full(len(i.fields), _EARLIEST), recorded_ns(i.fields)),
+        (i.loans["farmer_id"], to_ns(i.loans["applied_at"]), recorded_ns(i.loans)),
+        (
+            i.repayments["loan_id"].map(loan_owner),
+            to_ns(i.repayments["paid_at"]),
+            recorded_ns(i.repayments),
+        ),
+        (i.farmers["farmer_id"], to_ns(i.farmers["registered_at"]), recorded_ns(i.farmers)),
+    ]
+
+
+def _season_still_arriving(
+    series: pd.DataFrame, series_recorded: np.ndarray, t: np.ndarray, season: GrowingSeason
+) -> np.ndarray:
+    """Per instant t: did an observation of a season ended before t arrive at or after t."""
+    if not len(series):
+        return np.zeros(len(t), dtype=bool)
+    years = pd.Series(pd.DatetimeIndex(pd.to_datetime(t, utc=True)).year)
+    this_end = to_ns(season.end_of(years))
+    last_end = np.where(this_end < t, this_end, to_ns(season.end_of(years - 1)))
+    acquired = to_ns(series["acquired_at"])
+    order = np.argsort(acquired, kind="stable")
+    latest = np.maximum.accumulate(series_recorded[order])
+    n = np.searchsorted(acquired[order], last_end, side="left")  # acquired before that end
+    return (n > 0) & (latest[np.maximum(n - 1, 0)] >= t)
+
+
+def _groups(farmers: pd.Series) -> list[np.ndarray]:
+    """Positions in groups with at most one application per farmer: the k-th application
+    of each farmer goes to group k."""
+    nth = farmers.groupby(farmers.to_numpy()).cumcount().to_numpy()
+    return [np.flatnonzero(nth == k) for k in range(int(nth.max()) + 1 if len(nth) else 0)]
+
+
+def _cut(
+    frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series, recorded: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The rows of `frame` recorded before the instant of their owner (`cut_of`, ns, by a
+    unique owner); a row whose owner has none is kept."""
+    recorded = recorded_ns(frame) if recorded is None else recorded
+    at = pd.Index(cut_of.index).get_indexer(owner.to_numpy())
+    cut = np.where(at >= 0, cut_of.to_numpy(dtype=np.int64)[np.maximum(at, 0)], _LATEST)
+    return frame[recorded < cut]
+
+
+def _group_inputs(
+    inputs: Inputs, apps: pd.DataFrame, reference: Reference, season: GrowingSeason,
+) -> tuple[Inputs, Reference]:  # fmt: skip
+    """The inputs of one group's farmers and co-ops, each row cut at its owner's T."""
+    t = pd.Series(to_ns(apps["as_of"]), index=apps["farmer_id"].to_numpy())
+    part = restrict_to_farmers(inputs, apps["farmer_id"])
+    loan_owner = inputs.loans.set_index("loan_id")["farmer_id"]
+    field_owner = inputs.fields.set_index("field_id")["farmer_id"]
+    series = part.series
+    part = replace(
+        part,
+        farmers=_cut(part.farmers, part.farmers["farmer_id"], t),
+        fields=_cut(part.fields, part.fields["farmer_id"], t),
+        orders=_cut(part.orders, part.orders["farmer_id"], t),
+        loans=_cut(part.loans, part.loans["farmer_id"], t),
+        repayments=_cut(part.repayments, part.repayments["loan_id"].map(loan_owner), t),
+        series=_cut(series, series["field_id"].map(field_owner), t),
+    )  # fmt: skip
+    group_reference = replace(
+        reference, field_seasons=field_season_metrics(part.series, part.fields, season=season)
+    )
+    return part, group_reference
+
+
+def recorded_before(inputs: Inputs, t: int) -> Inputs:
+    """Every input as read as of `t` (ns): the rows recorded before it."""
+
+    def cut(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[recorded_ns(frame) < t]
+
+    return replace(
+        inputs,
+        farmers=cut(inputs.farmers),
+        fields=cut(inputs.fields),
+        orders=cut(inputs.orders),
+        loans=cut(inputs.loans),
+        repayments=cut(inputs.repayments),
+        buyers=cut(inputs.buyers),
+        market_prices=cut(inputs.market_prices),
+        series=cut(inputs.series),
+    )
+
+
+def rebuilt_by_arrival(
+    matrix: pd.DataFrame,
+    inputs: Inputs,
+    applications: pd.DataFrame,
+    *,
+    reference: Reference,
+    season: GrowingSeason | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """`matrix` (`build_features` of `applications`, rows in their order, from `inputs` cut
+    by event time) with the rows of the applications that had a row in flight at their
+    as_of built again from what had arrived by then; and how many were.
+
+    Of a store, every input table says when its rows arrived (`recorded_at`); the
+    observations too (`with_arrivals`).
+    """
+    season = season or GrowingSeason()
+    series_recorded = recorded_ns(inputs.series)
+    t = to_ns(applications["as_of"])
+    farmer = applications["farmer_id"]
+    flying = np.zeros(len(applications), dtype=bool)
+    for keys, event, recorded in _farmer_rows(inputs):
+        flying |= _in_flight(keys, event, recorded, farmer, t)
+    whole = _season_still_arriving(inputs.series, series_recorded, t, season)
+    rebuilt: list[tuple[np.ndarray, pd.DataFrame]] = []
+    grouped = np.flatnonzero(flying & ~whole)
+    for members in _groups(applications["farmer_id"].iloc[grouped]):
+        at = grouped[members]
+        apps = applications.iloc[at].reset_index(drop=True)
+        part, part_reference = _group_inputs(inputs, apps, reference, season)
+        rebuilt.append((at, build_features(part, apps, reference=part_reference, season=season)))
+        if progress:
+            progress(len(at))
+    for instant in np.unique(t[whole]):
+        at = np.flatnonzero(whole & (t == instant))
+        then = recorded_before(inputs, int(instant))
+        rows = build_features(
+            then,
+            applications.iloc[at].reset_index(drop=True),
+            reference=build_reference(then, season=season),
+            season=season,
+        )
+        rebuilt.append((at, rows))
+        if progress:
+            progress(len(at))
+    if not rebuilt:
+        return matrix, 0
+    again = np.concatenate([at for at, _ in rebuilt])
+    rows = pd.concat([r.set_axis(at) for at, r in rebuilt])
+    kept = matrix.drop(index=matrix.index[again])
+    out = pd.concat([kept, rows.set_axis(matrix.index[again])]).loc[matrix.index]
+    return out, len(again)
+
+
+def training_matrix(
+    inputs: Inputs,
+    *,
+    reference: Reference,
+    as_of: pd.Timestamp,
+    build: Callable[..., pd.DataFrame] = build_features,
+    scene_recorded: pd.Series | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Features of every loan applied for before `as_of`, with its outcome where known.
+
+    `build` computes the features (`build_features`, or its cluster version). Each loan's
+    row is built from what had arrived by its application (`rebuilt_by_arrival`; the
+    scenes' recorded times by scene_id in `scene_recorded`).
+
+    A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
+    defaulted when
+    its repayments had not reached the principal by then. Both are rebuilt from
+    repayments dated before `as_of`, never from the loans table's current status.
+    """
+    t = instant_ns(as_of)
+    loans = inputs.loans[before(inputs.loans["applied_at"], t)].reset_index(drop=True)
+    applications = loan_applications(loans)
+    inputs = replace(inputs, series=with_arrivals(inputs.series, scene_recorded))
+    matrix = build(inputs, applications, reference=reference)
+    matrix, _ = rebuilt_by_arrival(
+        matrix, inputs, applications, reference=reference, progress=progress
+    )
+    matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
+    known = matured < t
+    settled = loan_settlements(loans, inputs.repayments)["settled_at"]
+    repaid_in_time = before(settled, np.minimum(matured, t))
+    matrix["outcome_at"] = pd.to_datetime(matured, utc=True)
+    matrix["outcome_known"] = known
+    outcome = np.where(known, ~repaid_in_time, np.array(None, dtype=object))
+    matrix["defaulted"] = pd.array(outcome, dtype="boolean")
+    return matrix

@@ -1,0 +1,139 @@
+"""The training matrix by arrival: each loan's row is the row `features build --as-of` its
+application time gives, whatever arrived after it (an order backfilled, a repayment posted
+late, a scene delivered days after acquisition, a price the day after its market, a co-op
+member recorded late). Contracts are read by their dates (docs/ingestion.md)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.assembly import Inputs, build_features, build_reference, loan_applications
+from features.feature_store import (
+    SERIES_FILE,
+    TRAINING_FILE,
+    inputs_from_tables,
+    validated_tables,
+    write_feature_store,
+)
+from features.ingest import load_data_dir
+from features.registry import FEATURE_NAMES
+from features.training_matrix import training_matrix, with_arrivals
+
+COLUMNS = [*FEATURE_NAMES]
+
+
+@pytest.fixture(scope="module")
+def store(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("by-arrival") / "store"
+    load_data_dir(tiny_world, store)
+    write_feature_store(store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def arrived(store: Path) -> Inputs:
+    """The store read whole, the observations with their scenes' arrival."""
+    tables = validated_tables(store)
+    series = pd.read_parquet(store / "features" / SERIES_FILE)
+    inputs = inputs_from_tables(store, tables, series=series)
+    scenes = tables["scenes"].set_index("scene_id")["recorded_at"]
+    return replace(inputs, series=with_arrivals(inputs.series, scenes))
+
+
+def _cut(inputs: Inputs, t: pd.Timestamp) -> Inputs:
+    """What had arrived before t, table by table: the reading `--as-of t` makes (of
+    contracts, whose latest version the tables hold, all)."""
+    cut = {n: f[f["recorded_at"] < t] for n, f in vars(inputs).items() if n != "contracts"}
+    return replace(inputs, **cut)
+
+
+def _as_of_application(inputs: Inputs, loan: pd.Series) -> pd.Series:
+    then = _cut(inputs, loan["applied_at"])
+    apps = loan_applications(loan.to_frame().T.astype(inputs.loans.dtypes.to_dict()))
+    return build_features(then, apps, reference=build_reference(then)).iloc[0]
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    x, y = a[COLUMNS].to_numpy(dtype=float), b[COLUMNS].to_numpy(dtype=float)
+    return bool(((x == y) | (np.isnan(x) & np.isnan(y))).all())
+
+
+def _late(
+    frame: pd.DataFrame, rows: pd.Index, until: pd.Timestamp, lag: pd.Timedelta
+) -> pd.DataFrame:
+    """`frame` with `rows` recorded `lag` after `until` (so in flight at any T up to it)."""
+    recorded = frame["recorded_at"].copy()
+    recorded.loc[rows] = until + lag
+    return frame.assign(recorded_at=recorded)
+
+
+@settings(max_examples=6, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(data=st.data())
+def test_each_loans_row_is_what_had_arrived_at_its_application(arrived, data):
+    loans = arrived.loans[arrived.loans["applied_at"] > arrived.loans["applied_at"].min()]
+    picked = loans.sample(3, random_state=data.draw(st.integers(0, 10**6)))
+    lag = pd.Timedelta(hours=data.draw(st.integers(1, 24 * 40)))
+    inputs = arrived
+    for _, loan in picked.iterrows():
+        t, farmer = loan["applied_at"], loan["farmer_id"]
+        coop = arrived.farmers.set_index("farmer_id")["coop_id"].get(farmer)
+        share = data.draw(st.floats(0.1, 1.0))
+
+        def recent(frame: pd.DataFrame, col: str, days: int, t: pd.Timestamp = t) -> pd.DataFrame:
+            return frame[(frame[col] < t) & (frame[col] >= t - pd.Timedelta(days=days))]
+
+        def some(rows: pd.Index) -> pd.Index:
+            return rows[: data.draw(st.integers(0, len(rows)))]
+
+        orders = recent(inputs.orders[inputs.orders["farmer_id"] == farmer], "placed_at", 400)
+        mine = inputs.loans.loc[inputs.loans["farmer_id"] == farmer, "loan_id"]
+        paid = recent(inputs.repayments[inputs.repayments["loan_id"].isin(mine)], "paid_at", 400)
+        scenes = recent(inputs.series, "acquired_at", 60)["scene_id"].drop_duplicates()
+        scenes = scenes.sample(frac=share, random_state=2)
+        others = (inputs.farmers["coop_id"] == coop) & (inputs.farmers["farmer_id"] != farmer)
+        inputs = replace(
+            inputs,
+            orders=_late(inputs.orders, orders.sample(frac=share, random_state=1).index, t, lag),
+            repayments=_late(inputs.repayments, paid.index, t, lag),
+            series=_late(
+                inputs.series, inputs.series.index[inputs.series["scene_id"].isin(scenes)], t, lag
+            ),
+            market_prices=_late(
+                inputs.market_prices, some(recent(inputs.market_prices, "observed_at", 28).index),
+                t, lag,
+            ),
+            farmers=_late(inputs.farmers, some(inputs.farmers.index[others]), t, lag),
+        )  # fmt: skip
+    build_at = max(f["recorded_at"].max() for f in vars(inputs).values()) + pd.Timedelta("1s")
+    matrix = training_matrix(inputs, reference=build_reference(inputs), as_of=build_at)
+    rows = matrix.set_index("application_id")
+    for _, loan in picked.iterrows():
+        expected = _as_of_application(inputs, loan)
+        assert _same(rows.loc[loan["loan_id"]], expected), loan["loan_id"]
+
+
+def test_features_build_trains_each_loan_on_what_had_arrived_at_its_application(store, arrived):
+    matrix = pd.read_parquet(store / "features" / TRAINING_FILE).set_index("application_id")
+    # the simulated world's own lags: loans whose farmer had an order backfilled after its
+    # application, and a few others
+    orders = arrived.orders.merge(
+        arrived.loans[["loan_id", "farmer_id", "applied_at"]], on="farmer_id"
+    )
+    flying = orders[
+        (orders["placed_at"] < orders["applied_at"])
+        & (orders["recorded_at"] >= orders["applied_at"])
+    ]
+    ids = [*flying["loan_id"].unique()[:4], *arrived.loans["loan_id"].sample(3, random_state=3)]
+    assert len(flying), "the tiny world has no loan with an order in flight at its application"
+    for loan_id in ids:
+        loan = arrived.loans.set_index("loan_id").loc[loan_id].rename(loan_id)
+        loan = pd.concat([pd.Series({"loan_id": loan_id}), loan])
+        assert _same(matrix.loc[loan_id], _as_of_application(arrived, loan)), loan_id
