@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from features.asof import DAY_NS, EventIndex, before, instant_ns, recorded_ns, to_ns
+from features.asof import DAY_NS, EventIndex, before, encode, instant_ns, recorded_ns, to_ns
 from features.assembly import (
     Inputs,
     Reference,
@@ -60,7 +60,7 @@ def _in_flight(
     known = keys.notna().to_numpy()
     if not known.any():
         return np.zeros(len(asked), dtype=bool)
-    index = EventIndex.build(keys[known].astype(str).to_numpy(), event_ns[known])
+    index = EventIndex.build(keys[known], event_ns[known])
     latest = _latest_so_far(recorded[known][index.order], index.starts)
     codes = index.code_of(asked.astype(str).where(asked.notna(), "").to_numpy())
     end = index.count_before(codes, t)
@@ -72,8 +72,11 @@ def with_arrivals(series: pd.DataFrame, scene_recorded: pd.Series | None) -> pd.
     """The observations with their `recorded_at`: each arrives with its scene."""
     if scene_recorded is None or "scene_id" not in series:
         return series
-    arrived = series["scene_id"].map(scene_recorded).astype("datetime64[us, UTC]")
-    return series.assign(recorded_at=arrived.to_numpy())
+    codes, scenes = encode(series["scene_id"])  # a few hundred scenes, a million rows
+    at = pd.Index(scene_recorded.index).get_indexer(scenes)
+    arrived = np.where(at >= 0, to_ns(scene_recorded)[np.maximum(at, 0)], _EARLIEST)[codes]
+    recorded = pd.DatetimeIndex(arrived.view("datetime64[ns]")).tz_localize("UTC")  # min: NaT
+    return series.assign(recorded_at=recorded.as_unit("us"))
 
 
 Keyed = tuple[pd.Series, np.ndarray, np.ndarray]  # the key of each row, its event, its arrival
