@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -356,6 +357,19 @@ class ArrivalLog:
         """The table's latest version, None before its first commit."""
         delta = self._table(table)
         return None if delta is None else delta.version()
+
+    def commit_stamp(self) -> tuple[int | None, ...]:
+        """Each table's commit directory's modification time (ns; None before its first
+        commit): a commit adds a file there, so a stamp that did not change says, for a
+        few microseconds of stat calls, that nothing was committed since, up to the
+        directory clock's tick (a few ms: two commits in one tick show as one)."""
+        out: list[int | None] = []
+        for spec in TABLES:
+            try:
+                out.append(os.stat(Path(self._path(spec.name)) / "_delta_log").st_mtime_ns)
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
 
     def versions(self) -> Versions:
         """Every input table's latest version (None before its first commit). The tables

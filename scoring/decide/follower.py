@@ -1,7 +1,9 @@
 """A worker following its store's arrival log and its clock: a commit reaches decisions
 without a restart, and under the wall clock the features move with the time.
 
-A thread polls the versions of the log's tables (`ArrivalLog.versions`), read together with
+A thread looks every 0.05 s whether a table's commit directory changed (`CommitWatch`, a
+few stat calls), and then, or at least every `follow_log_seconds`, reads the versions of
+the log's tables (`ArrivalLog.versions`, about 5 ms), read together with
 the instant and compared with those the data were read at (`ServiceState.log_versions`, so
 no commit falls between the first load and the first poll). When one moved, it loads the
 store again from the data it had, live (only the rows the commits added read, what is
@@ -72,6 +74,35 @@ def caught_up(
     return None
 
 
+class CommitWatch:
+    """Whether the log may have moved since the last look: its tables' commit directories'
+    stamps (`ArrivalLog.commit_stamp`, a few stat calls), so a follower can look every
+    0.05 s; and, whatever the stamps say, at least every `every` seconds (two commits in
+    one tick of the directory clock, the wall clock's refresh)."""
+
+    def __init__(self, log_: ArrivalLog | None, every: float) -> None:
+        self.log = log_
+        self.every = every
+        self.stamp: tuple[int | None, ...] | None = None
+        self.looked = float("-inf")
+        self._stamp: tuple[int | None, ...] | None = None
+        self._now = self.looked
+
+    def moved(self) -> bool:
+        """Whether to read the versions now; `looked` once they were read and loaded (a
+        look that failed is made again at the next poll)."""
+        self._stamp = self.log.commit_stamp() if self.log is not None else None
+        self._now = time.monotonic()
+        return not (
+            self._stamp is not None
+            and self._stamp == self.stamp
+            and self._now - self.looked < self.every
+        )
+
+    def look_done(self) -> None:
+        self.stamp, self.looked = self._stamp, self._now
+
+
 def taken_published(
     directory: Path, settings: Settings, source: FeatureSource, seen: Versions
 ) -> tuple[FeatureSource, Versions] | None:
@@ -111,6 +142,7 @@ class LogFollower:
         self.seen = state.log_versions  # read with the data, so no commit falls between
         self.live_dir = state.settings.live_dir
         self.taken: Stamp | None = None  # the published snapshot last looked at
+        self.watch = CommitWatch(self.log, poll_seconds)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -127,7 +159,10 @@ class LogFollower:
             got = taken_published(self.live_dir, settings, self.state.source, self.seen)
             self.taken = stamp  # a load that failed is tried again at the next poll
         else:
+            if not self.watch.moved():
+                return False
             got = caught_up(settings, self.log, self.state.source, self.seen, self.refresh_seconds)
+            self.watch.look_done()
         if got is None:
             return False
         source, now = got
@@ -141,10 +176,9 @@ class LogFollower:
         return True
 
     def _run(self) -> None:
-        # beside a host's follower a look is one file's stat: look often
-        poll = self.poll_seconds
-        if self.live_dir is not None:
-            poll = min(poll, PUBLISHED_POLL_S)
+        # a look is a few stat calls (the published file's, or the commit directories'):
+        # look often, and read the log's versions only when they moved
+        poll = min(self.poll_seconds, PUBLISHED_POLL_S)
         while not self._stop.wait(poll):
             try:
                 self.catch_up()
@@ -196,9 +230,13 @@ def follow_and_publish(settings: Settings) -> None:
         stop.wait()
         return
     log_ = ArrivalLog(settings.data_dir) if present else None
-    while not stop.wait(settings.follow_log_seconds):
+    watch = CommitWatch(log_, settings.follow_log_seconds)
+    while not stop.wait(min(settings.follow_log_seconds, PUBLISHED_POLL_S)):
+        if not watch.moved():
+            continue
         try:
             got = caught_up(settings, log_, source, seen, settings.refresh_features_seconds)
+            watch.look_done()
         except Exception:  # a half-arrived scene file, a failing disk: try again later
             log.warning("could not load the store again; keeping the data as they were",
                         exc_info=True)  # fmt: skip

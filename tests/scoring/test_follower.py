@@ -19,7 +19,7 @@ from features.registry import ROW_COLUMNS
 from features.satellite.seasons import field_season_metrics
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
-from scoring.decide.follower import LogFollower, caught_up
+from scoring.decide.follower import CommitWatch, LogFollower, caught_up
 from scoring.decide.shared_snapshot import publish
 from scoring.decide.state import load_source
 from tests.factories import applications, bearer, copy_store
@@ -356,3 +356,20 @@ def _same_snapshot(source: FeatureSource, host: FeatureSource) -> None:
         np.testing.assert_array_equal(
             source.snapshot.values[mine.row], host.snapshot.values[row.row], err_msg=farmer
         )
+
+
+def test_the_commit_watch_looks_again_after_a_commit_a_failed_look_and_its_bound(live):
+    _, store = live
+    log_ = ArrivalLog(store)
+    watch = CommitWatch(log_, every=3600.0)
+    assert watch.moved()  # never looked
+    watch.look_done()
+    assert not watch.moved()  # nothing committed since
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"]).head(1)
+    log_.append("orders", orders.assign(order_id="WATCHED"), batch_id="watched", source="t")
+    assert watch.moved()
+    assert watch.moved()  # the look failed (not done): still to be made
+    watch.look_done()
+    assert not watch.moved()
+    watch.every = 0.0  # whatever the stamps say, looked at again once `every` passed
+    assert watch.moved()
