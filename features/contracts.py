@@ -162,6 +162,7 @@ def _market_price(prices: pd.DataFrame, crops: pd.Series, as_of: np.ndarray) -> 
 def _party_delivery(contracts: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame:
     """Delivered over contracted kg of the party's contracts closed before as_of."""
     closed = contracts[contracts["closed_at"].notna() & contracts["delivered_kg"].notna()]
+    # no recorded_at: a contract row is its latest version, read by its dates
     cols = ["closed_at", "delivered_kg", "quantity_kg"]
     own = visible(
         closed[closed["farmer_id"].notna()][["farmer_id", *cols]], apps, time_col="closed_at"

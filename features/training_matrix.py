@@ -124,15 +124,12 @@ def _groups(farmers: pd.Series) -> list[np.ndarray]:
     return [np.flatnonzero(nth == k) for k in range(int(nth.max()) + 1 if len(nth) else 0)]
 
 
-def _cut(
-    frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series, recorded: np.ndarray | None = None
-) -> pd.DataFrame:
+def _cut(frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series) -> pd.DataFrame:
     """The rows of `frame` recorded before the instant of their owner (`cut_of`, ns, by a
     unique owner); a row whose owner has none is kept."""
-    recorded = recorded_ns(frame) if recorded is None else recorded
     at = pd.Index(cut_of.index).get_indexer(owner.to_numpy())
     cut = np.where(at >= 0, cut_of.to_numpy(dtype=np.int64)[np.maximum(at, 0)], _LATEST)
-    return frame[recorded < cut]
+    return frame[recorded_ns(frame) < cut]
 
 
 def _group_inputs(
@@ -185,11 +182,10 @@ def rebuilt_by_arrival(
     *,
     reference: Reference,
     season: GrowingSeason | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, int]:
+) -> pd.DataFrame:
     """`matrix` (`build_features` of `applications`, rows in their order, from `inputs` cut
     by event time) with the rows of the applications that had a row in flight at their
-    as_of built again from what had arrived by then; and how many were.
+    as_of built again from what had arrived by then.
 
     Of a store, every input table says when its rows arrived (`recorded_at`); the
     observations too (`with_arrivals`).
@@ -209,8 +205,6 @@ def rebuilt_by_arrival(
         apps = applications.iloc[at].reset_index(drop=True)
         part, part_reference = _group_inputs(inputs, apps, reference, season)
         rebuilt.append((at, build_features(part, apps, reference=part_reference, season=season)))
-        if progress:
-            progress(len(at))
     for instant in np.unique(t[whole]):
         at = np.flatnonzero(whole & (t == instant))
         then = recorded_before(inputs, int(instant))
@@ -221,15 +215,12 @@ def rebuilt_by_arrival(
             season=season,
         )
         rebuilt.append((at, rows))
-        if progress:
-            progress(len(at))
     if not rebuilt:
-        return matrix, 0
+        return matrix
     again = np.concatenate([at for at, _ in rebuilt])
     rows = pd.concat([r.set_axis(at) for at, r in rebuilt])
     kept = matrix.drop(index=matrix.index[again])
-    out = pd.concat([kept, rows.set_axis(matrix.index[again])]).loc[matrix.index]
-    return out, len(again)
+    return pd.concat([kept, rows.set_axis(matrix.index[again])]).loc[matrix.index]
 
 
 def training_matrix(
@@ -239,7 +230,6 @@ def training_matrix(
     as_of: pd.Timestamp,
     build: Callable[..., pd.DataFrame] = build_features,
     scene_recorded: pd.Series | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Features of every loan applied for before `as_of`, with its outcome where known.
 
@@ -248,8 +238,7 @@ def training_matrix(
     scenes' recorded times by scene_id in `scene_recorded`).
 
     A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
-    defaulted when
-    its repayments had not reached the principal by then. Both are rebuilt from
+    defaulted when its repayments had not reached the principal by then. Both are rebuilt from
     repayments dated before `as_of`, never from the loans table's current status.
     """
     t = instant_ns(as_of)
@@ -257,9 +246,7 @@ def training_matrix(
     applications = loan_applications(loans)
     inputs = replace(inputs, series=with_arrivals(inputs.series, scene_recorded))
     matrix = build(inputs, applications, reference=reference)
-    matrix, _ = rebuilt_by_arrival(
-        matrix, inputs, applications, reference=reference, progress=progress
-    )
+    matrix = rebuilt_by_arrival(matrix, inputs, applications, reference=reference)
     matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
     known = matured < t
     settled = loan_settlements(loans, inputs.repayments)["settled_at"]

@@ -89,15 +89,13 @@ class CommitWatch:
         self._now = self.looked
 
     def moved(self) -> bool:
-        """Whether to read the versions now; `looked` once they were read and loaded (a
-        look that failed is made again at the next poll)."""
+        """Whether to read the versions now; `look_done` once they were read and loaded (a
+        look that failed is made again at the next poll). Without a log (a directory of
+        files under the wall clock), only every `every` seconds."""
         self._stamp = self.log.commit_stamp() if self.log is not None else None
         self._now = time.monotonic()
-        return not (
-            self._stamp is not None
-            and self._stamp == self.stamp
-            and self._now - self.looked < self.every
-        )
+        fresh = self._now - self.looked < self.every
+        return not (fresh and self._stamp == self.stamp)
 
     def look_done(self) -> None:
         self.stamp, self.looked = self._stamp, self._now

@@ -373,3 +373,8 @@ def test_the_commit_watch_looks_again_after_a_commit_a_failed_look_and_its_bound
     assert not watch.moved()
     watch.every = 0.0  # whatever the stamps say, looked at again once `every` passed
     assert watch.moved()
+
+    without = CommitWatch(None, every=3600.0)  # a directory of files under the wall clock
+    assert without.moved()
+    without.look_done()
+    assert not without.moved()
