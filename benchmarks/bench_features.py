@@ -26,6 +26,7 @@ from timing import timed
 from features.assembly import loan_applications, snapshot_applications
 from features.feature_store import write_feature_store
 from features.orders import build_order_features
+from features.versions import latest_versions
 
 DAY = pd.Timedelta(days=1)
 
@@ -72,7 +73,9 @@ def main() -> None:
     orders = pd.read_parquet(data / "orders.parquet")
     loans = pd.read_parquet(data / "loans.parquet")
     farmers = pd.read_parquet(data / "farmers.parquet")
-    contracts = pd.read_parquet(data / "contracts.parquet")
+    contracts = latest_versions(
+        "contracts", ("contract_id",), pd.read_parquet(data / "contracts.parquet")
+    )
     as_of = orders["placed_at"].max() + pd.Timedelta(seconds=1)
     apps = pd.concat(
         [loan_applications(loans), snapshot_applications(farmers, contracts, as_of)],

@@ -39,7 +39,14 @@ from features.errors import TableValidationError
 from features.problems import Problem
 from features.store import arrow_schema
 from features.tables import FIELDS, TABLES, TableSpec, get_table
-from features.validation import row_problems, type_table
+from features.validation import recorded_times, row_problems, type_table
+from features.versions import (
+    CONTRACT_FACTS,
+    VERSIONED,
+    latest_versions,
+    next_version_problems,
+    successive_problems,
+)
 
 LOG_DIR = "log"
 Versions: TypeAlias = tuple[int | None, ...]  # each input table's version, in TABLES order
@@ -47,27 +54,6 @@ RECORDED_AT = "recorded_at"
 BATCH_ID = "batch_id"
 GEOMETRY = "geometry_wkb"
 CRS_COLUMN = "crs"
-# tables whose facts change: a row for a known key is its next version
-VERSIONED = ("buyers", "contracts", "suppliers")
-# a contract's status may move only forward: active -> closed or cancelled, never back
-CONTRACT_NEXT = {
-    "active": {"active", "closed", "cancelled"},
-    "closed": {"closed"},
-    "cancelled": {"cancelled"},
-}
-# what a contract's later versions may not change: the terms signed
-CONTRACT_TERMS = (
-    "buyer_id",
-    "party_type",
-    "farmer_id",
-    "coop_id",
-    "crop",
-    "quantity_kg",
-    "price_per_kg_minor",
-    "signed_at",
-    "delivery_start",
-    "delivery_end",
-)
 # the event time of a bulk load's rows that carry no recorded_at (history loaded at once)
 EVENT_TIME = {
     "coops": "registered_at",
@@ -307,12 +293,7 @@ class ArrivalLog:
         return pd.concat(parts, ignore_index=True), typed, complete
 
     def _typed(self, spec: TableSpec, stored: pd.DataFrame) -> pd.DataFrame:
-        if spec.name in VERSIONED:  # the latest version of each, the rows in stored order
-            latest = stored.sort_values(RECORDED_AT, kind="stable").drop_duplicates(
-                subset=list(spec.key), keep="last"
-            )
-            stored = stored.loc[np.sort(latest.index.to_numpy())]
-        stored = stored.reset_index(drop=True)
+        stored = latest_versions(spec.name, spec.key, stored)  # of a changing fact
         absent = [
             c.name
             for c in spec.columns
@@ -327,6 +308,9 @@ class ArrivalLog:
             }
         )
         frame[RECORDED_AT] = stored[RECORDED_AT].array  # to_numpy() would box every instant
+        for arrived in CONTRACT_FACTS.values():
+            if arrived in stored:
+                frame[arrived] = stored[arrived].array
         if spec.name == FIELDS.name:
             frame["geometry"] = shapely.from_wkb(stored[GEOMETRY].to_numpy())
             frame.attrs["crs"] = (
@@ -429,6 +413,8 @@ class ArrivalLog:
                 problems += row_problems(spec, frame, where)
             if all(k in frame for k in spec.key):  # every problem, not only the first kind
                 problems += self._against_store(spec, frame, where)
+            if bulk and RECORDED_AT in raw and not problems:  # a history of versions
+                problems += successive_problems(spec.name, frame, recorded_times(raw), where)
             if problems:
                 raise TableValidationError(problems)
             if spec.name == FIELDS.name and geometry is not None and crs is not None:
@@ -570,28 +556,7 @@ class ArrivalLog:
         for i in np.flatnonzero(seen):
             row = frame.iloc[i]
             before = latest.loc[row["contract_id"]]
-            if row["status"] not in CONTRACT_NEXT[str(before["status"])]:
-                problems.append(
-                    Problem(
-                        where,
-                        f"contract {row['contract_id']} is "
-                        f"{before['status']}; it cannot become {row['status']}",
-                        row=int(i) + 1,
-                        column="status",
-                    )
-                )
-            changed = [c for c in CONTRACT_TERMS if c in row and not _same(row[c], before[c])]
-            if changed:
-                problems.append(
-                    Problem(
-                        where,
-                        f"contract {row['contract_id']}'s signed terms "
-                        f"cannot change ({', '.join(changed)}); a new contract "
-                        "needs a new contract_id",
-                        row=int(i) + 1,
-                        column=changed[0],
-                    )
-                )
+            problems += next_version_problems(before, row, where, int(i) + 1)
         return problems
 
     @staticmethod
@@ -666,12 +631,6 @@ def _version_of(delta: DeltaTable, batch_id: str) -> int:
         if entry.get("batch_id") == batch_id:  # the commit's metadata (append)
             return int(entry["version"])
     return delta.version()
-
-
-def _same(a: object, b: object) -> bool:
-    if pd.isna(a) and pd.isna(b):
-        return True
-    return bool(a == b)
 
 
 def _rows(

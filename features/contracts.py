@@ -7,8 +7,9 @@ tables built once over all data (`buyer_payment_events`, `coop_crop_areas`); the
 itself only needs the applicants' own rows. Market prices and co-ops' areas are read as of
 by arrival too: a row recorded at or after as-of is not seen, whatever its date, so one
 table read for a build serves loans applied for long before it
-(features/training_matrix.py). Contracts are read by their dates: the tables hold each
-contract's latest version, whose recording says nothing of when it was first known.
+(features/training_matrix.py). So are contracts' closings and buyers' payments: the tables
+hold each contract's latest version, which keeps when each of its dated facts first
+arrived (features/versions.py); a fact counts from the later of its date and its arrival.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from features.asof import (
     visible,
 )
 from features.registry import output_columns
+from features.versions import CONTRACT_FACTS
 
 GRADES = ("A", "B", "C", "D")
 MARKET_WINDOW_DAYS = 28
 _S = 10**9  # ns per second: payment records are summed in whole seconds
+_NAT = np.iinfo(np.int64).min
 
 
 def coop_crop_areas(fields: pd.DataFrame, farmers: pd.DataFrame) -> pd.DataFrame:
@@ -85,43 +88,64 @@ def _coop_area(
 
 
 def buyer_payment_events(contracts: pd.DataFrame) -> pd.DataFrame:
-    """Every contract payment that falls due: buyer_id, contract_id, payment_due_at, paid_at."""
+    """Every contract payment that falls due: buyer_id, contract_id, payment_due_at, paid_at,
+    and of a store when each arrived (due_recorded_at, paid_recorded_at; NaT: by its date)."""
     due = contracts[contracts["payment_due_at"].notna()]
-    return due[["buyer_id", "contract_id", "payment_due_at", "paid_at"]].reset_index(drop=True)
+    out = due[["buyer_id", "contract_id", "payment_due_at", "paid_at"]].reset_index(drop=True)
+    for fact in ("payment_due_at", "paid_at"):
+        arrived = CONTRACT_FACTS[fact]
+        if arrived in due:
+            out[arrived] = due[arrived].to_numpy()
+    return out
+
+
+def _fact_known(table: pd.DataFrame, fact: str) -> np.ndarray:
+    """When each row's dated fact was known (ns): the later of its date and the recording
+    of the version that first carried it (the int64 minimum: no date)."""
+    at = to_ns(table[fact])
+    arrived = CONTRACT_FACTS[fact]
+    if arrived not in table:
+        return at
+    return np.where(at == _NAT, _NAT, np.maximum(at, to_ns(table[arrived])))
 
 
 def _buyer_record(payments: pd.DataFrame, buyer_ids: pd.Series, as_of: np.ndarray) -> pd.DataFrame:
-    """Late share and mean days late of each buyer's payments due before as_of.
+    """Late share and mean days late of each buyer's payments known due before as_of.
 
-    A payment due before as_of is on time if paid by its due date; otherwise it counts late
-    by min(paid_at, as_of) - due. Totals come from prefix sums over due and paid times.
+    A payment known due before as_of is on time if known paid by then, paid by its due date;
+    otherwise it counts late by paid - due if known paid by then, else by as_of - due. A due
+    date or a payment counts from the later of its date and its arrival, so the totals are
+    those of the contracts as recorded before as_of. Totals come from prefix sums over those
+    times, in whole seconds.
     """
-    due_ns = to_ns(payments["payment_due_at"])
-    paid_ns = to_ns(payments["paid_at"])
-    unpaid = paid_ns == np.iinfo(np.int64).min
-    late = unpaid | (paid_ns > due_ns)
+    due_s = to_ns(payments["payment_due_at"]) // _S
+    paid_s = to_ns(payments["paid_at"]) // _S
+    due_known = _fact_known(payments, "payment_due_at")
+    paid_known = _fact_known(payments, "paid_at")
+    paid = paid_known != _NAT
+    paid_known = np.where(paid, np.maximum(due_known, paid_known), _NAT)
+    on_time = paid & (paid_s <= due_s)
     buyers = payments["buyer_id"].to_numpy()
-    by_due = EventIndex.build(buyers, due_ns)
-    p_due = prefix_sums(
-        np.stack([np.ones(len(due_ns)), late, late * (due_ns // _S)], axis=1)[by_due.order]
-    )
-    settled = late & ~unpaid  # late payments that were eventually made
-    by_paid = EventIndex.build(buyers[settled], paid_ns[settled])
-    late_paid = np.stack([due_ns[settled] // _S, paid_ns[settled] // _S], axis=1)[by_paid.order]
-    p_paid = prefix_sums(np.column_stack([np.ones(len(late_paid)), late_paid]))
 
-    codes = by_due.code_of(buyer_ids)
-    d = p_due[by_due.count_before(codes, as_of)] - p_due[by_due.first_of(codes)]
-    pcodes = by_paid.code_of(buyer_ids)
-    p = p_paid[by_paid.count_before(pcodes, as_of)] - p_paid[by_paid.first_of(pcodes)]
+    def totals(rows: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per application: the count and the sum of `values` of the buyer's `rows` known
+        before its as_of."""
+        index = EventIndex.build(buyers[rows], known[rows])
+        sums = prefix_sums(np.column_stack([np.ones(int(rows.sum())), values[rows]])[index.order])
+        codes = index.code_of(buyer_ids)
+        return sums[index.count_before(codes, as_of)] - sums[index.first_of(codes)]
+
+    due = totals(np.ones(len(payments), dtype=bool), due_known, due_s)
+    kept = totals(on_time, paid_known, due_s)
+    settled = totals(paid & ~on_time, paid_known, paid_s)
+    n_due, n_late = due[:, 0], due[:, 0] - kept[:, 0]
     t = as_of // _S
-    # late and paid before as_of: paid - due; late and still unpaid at as_of: as_of - due
-    late_seconds = (p[:, 2] - p[:, 1]) + (d[:, 1] - p[:, 0]) * t - (d[:, 2] - p[:, 1])
-    n_due = d[:, 0]
+    # the late ones still unpaid at as_of: as_of - due; the late ones paid: paid - due
+    late_seconds = t * (n_late - settled[:, 0]) - (due[:, 1] - kept[:, 1]) + settled[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return pd.DataFrame(
             {
-                "contract_buyer_late_rate": np.where(n_due > 0, d[:, 1] / n_due, np.nan),
+                "contract_buyer_late_rate": np.where(n_due > 0, n_late / n_due, np.nan),
                 "contract_buyer_mean_days_late": np.where(
                     n_due > 0, late_seconds / 86_400 / n_due, np.nan
                 ),
@@ -162,8 +186,10 @@ def _market_price(prices: pd.DataFrame, crops: pd.Series, as_of: np.ndarray) -> 
 def _party_delivery(contracts: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame:
     """Delivered over contracted kg of the party's contracts closed before as_of."""
     closed = contracts[contracts["closed_at"].notna() & contracts["delivered_kg"].notna()]
-    # no recorded_at: a contract row is its latest version, read by its dates
     cols = ["closed_at", "delivered_kg", "quantity_kg"]
+    if CONTRACT_FACTS["closed_at"] in closed:  # a closing counts once its version arrived
+        closed = closed.assign(recorded_at=closed[CONTRACT_FACTS["closed_at"]])
+        cols.append("recorded_at")
     own = visible(
         closed[closed["farmer_id"].notna()][["farmer_id", *cols]], apps, time_col="closed_at"
     )
@@ -229,6 +255,7 @@ def applicant_contracts(
     )
     c = by_id.drop(columns=["farmer_id", "coop_id"]).reset_index(drop=True)
     signed = party_ok & before(c["signed_at"], as_of)
+    closed = before(_fact_known(c, "closed_at"), as_of)
     own_area = fields.groupby(["farmer_id", "crop"])["declared_area_ha"].sum()
     farmer_area = own_area.reindex(pd.MultiIndex.from_arrays([apps["farmer_id"], c["crop"]]))
     coop_area = _coop_area(coop_areas, apps["coop_id"], c["crop"], as_of)
@@ -238,7 +265,7 @@ def applicant_contracts(
     return pd.concat([apps, c], axis=1).assign(
         party_ok=party_ok,
         signed=signed,
-        open=signed & ~before(c["closed_at"], as_of),
+        open=signed & ~closed,
         share=share,
         contracted_kg=c["quantity_kg"].to_numpy(dtype=float) * share,
     )
@@ -280,7 +307,8 @@ def build_contract_features(
     share = c["share"].to_numpy(dtype=float)
     apps = c[["application_id", "farmer_id", "as_of", "coop_id", "requested_minor"]]
     # an open contract's version may report what is delivered so far; a closed row's final
-    # delivery is not known before its closing
+    # delivery is not known before its closing (nor, read once for training, the progress a
+    # version before it reported: such loans are built again, features/training_matrix.py)
     so_far = c["delivered_kg"].where(c["closed_at"].isna()).fillna(0.0).to_numpy(dtype=float)
     undelivered = np.maximum(c["quantity_kg"].to_numpy(dtype=float) - so_far, 0.0)
     unpaid = undelivered * c["price_per_kg_minor"].to_numpy(dtype=float)

@@ -9,10 +9,9 @@ cut by arrival where they are read (features/contracts.py, `asof.visible`). A lo
 farmer, fields or loans had a row in flight is built again from those rows recorded before
 its T, many such loans in one build (one per farmer, so each row is cut at one T). A loan
 applied for while a finished season's observations were still arriving is built from the
-whole store as of its T: its county's reference peaks move too.
-
-Contracts are read by their dates, not their recording: the tables hold each contract's
-latest version, so its earlier states are not replayed (docs/ingestion.md).
+whole store as of its T: its county's reference peaks move too. Contracts' closings and
+payments are cut by arrival where they are read: each fact counts from the later of its
+date and the arrival of the version that first carried it (features/versions.py).
 """
 
 from __future__ import annotations

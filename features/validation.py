@@ -17,6 +17,7 @@ import pandas as pd
 from features.boundaries import read_field_boundaries
 from features.problems import Problem
 from features.satellite.scenes import check_scene_files
+from features.store import RECORDED_AT
 from features.tables import (
     FIELDS,
     FIELDS_FILE,
@@ -25,6 +26,7 @@ from features.tables import (
     ColumnSpec,
     TableSpec,
 )
+from features.versions import VERSIONED, latest_versions, successive_problems
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +191,28 @@ def type_table(raw: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataFr
     frame = pd.DataFrame(columns)
     key_cols = [k for k in spec.key if k in frame.columns]
     if len(key_cols) == len(spec.key) and len(frame):
-        dup = frame.duplicated(subset=key_cols, keep="first")
+        keyed = frame[key_cols]
+        versions = spec.name in VERSIONED and RECORDED_AT in raw.columns
+        if versions:  # a history: each key once per recorded_at, as its versions
+            recorded = _coerce_datetime(raw[RECORDED_AT].reset_index(drop=True))
+            keyed = keyed.assign(**{RECORDED_AT: recorded})
+        dup = keyed.duplicated(keep="first")
         if dup.any():
-            shown = frame.loc[dup, key_cols].astype(str).agg("/".join, axis=1)
-            problems += _bad_rows(
-                file,
-                ",".join(key_cols),
-                dup,
-                shown.reindex(frame.index),
-                "duplicate key: each key may appear once",
+            shown = keyed.loc[dup].astype(str).agg("/".join, axis=1)
+            said = (
+                "duplicate key: each key may appear once per recorded_at (one row a version)"
+                if versions
+                else "duplicate key: each key may appear once"
             )
+            problems += _bad_rows(file, ",".join(key_cols), dup, shown.reindex(frame.index), said)
     return frame, problems
+
+
+def recorded_times(raw: pd.DataFrame) -> pd.Series | None:
+    """A table file's own `recorded_at` (when each row reached the product), if it has one."""
+    if RECORDED_AT not in raw.columns:
+        return None
+    return _coerce_datetime(raw[RECORDED_AT].reset_index(drop=True))
 
 
 def _rule(
@@ -384,6 +397,11 @@ def _validate_table(
     report.problems.extend(problems)
     if not problems:
         report.problems.extend(row_problems(spec, frame, path.name))
+    recorded = recorded_times(raw) if spec.name in VERSIONED else None
+    if recorded is not None and not problems:  # a history of versions: read as the latest
+        report.problems.extend(successive_problems(spec.name, frame, recorded, path.name))
+        latest = latest_versions(spec.name, spec.key, frame.assign(**{RECORDED_AT: recorded}))
+        frame = latest[list(frame.columns)]  # a directory is read by its dates
     if spec.name == FIELDS.name:
         frame["geometry"] = boundaries.geometry
         frame.attrs["crs"] = boundaries.crs

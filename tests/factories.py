@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from features.simulate.params import WorldParams
+from features.versions import CONTRACT_FACTS, latest_versions
 from scoring.decide.data import FeatureSource
 from scoring.decide.policy import load_policy
 from scoring.decide.state import ServiceState
@@ -473,3 +474,17 @@ def register_champion(directory: Path, sha256: str, settings: TrainingSettings) 
     version = register_version(client, run.info.run_id, sha256)
     record_review(client, version, settings, why=f"stub champion {directory.name} of the tests")
     return version
+
+
+def world_contracts(world: Path) -> pd.DataFrame:
+    """A world's contracts as they stand at its extraction: the latest version of each
+    (the file holds every version, each with its recorded_at)."""
+    versions = pd.read_parquet(world / "contracts.parquet")
+    return latest_versions("contracts", ("contract_id",), versions).drop(
+        columns=list(CONTRACT_FACTS.values())
+    )
+
+
+def as_sent(contracts: pd.DataFrame) -> pd.DataFrame:
+    """Contract rows as a feed sends them: without what the product records on commit."""
+    return contracts.drop(columns=["recorded_at", *CONTRACT_FACTS.values()], errors="ignore")

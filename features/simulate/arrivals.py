@@ -3,8 +3,10 @@
 Real feeds are late, and not all equally: a platform posts most orders within minutes but
 backfills a few weeks later; a satellite scene is delivered one to three days after it was
 acquired; a buyer's or farmer's repayment is posted days after the money moved; a market
-price is published the day after the market. Training as of a loan's application time must
-not see what had not arrived by then (docs/ingestion.md), so the world says when it did.
+price is published the day after the market; a contract's closing is posted days after the
+last weighing and the buyer's payment days after it was made, each as a new version.
+Training as of a loan's application time must not see what had not arrived by then
+(docs/ingestion.md), so the world says when it did.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ LAG_DAYS = {
     "farmers": ("registered_at", (0.0, 0.0)),  # registering is done in the product itself
     "coops": ("registered_at", (0.0, 0.0)),
     "buyers": ("registered_at", (0.0, 0.0)),
-    "contracts": ("signed_at", (0.0, 1.0)),  # known once signed; its closing is in the row
+    "contracts": ("signed_at", (0.0, 1.0)),  # known once signed; then its later versions
     "loans": ("applied_at", (0.0, 0.0)),  # the lender's own record of the application
 }
+
+CONTRACT_CLOSING_DAYS = (1.0, 10.0)  # the goods-received notes reach the lender late
+CONTRACT_PAYMENT_DAYS = (0.0, 5.0)  # as a repayment is posted
+CLOSING = ("delivered_kg", "closed_at", "payment_due_at")
+PAYMENT = ("paid_at", "paid_minor")
 
 
 def _days(rng: np.random.Generator, n: int, lo: float, hi: float, unit: pd.Timedelta) -> np.ndarray:
@@ -47,3 +54,30 @@ def recorded_at(table: str, frame: pd.DataFrame, rng: np.random.Generator) -> pd
         return None
     event, (lo, hi) = LAG_DAYS[table]
     return (frame[event] + _days(rng, n, lo, hi, DAY)).dt.floor("us")  # stored to the us
+
+
+def _without(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    empty = np.ones(len(frame), dtype=bool)
+    return frame.assign(**{c: frame[c].mask(empty) for c in columns if c in frame})
+
+
+def contract_versions(contracts: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Each contract (drawn to its final state) as the versions that reached the product,
+    each with its `recorded_at`: signed (active, nothing delivered), then closed (the
+    delivery and the payment's due date) and paid, each posted after the fact."""
+    signed = _without(contracts, CLOSING + PAYMENT).assign(status="active")
+    signed = signed.assign(recorded_at=recorded_at("contracts", signed, rng))
+    closed = _without(contracts[contracts["closed_at"].notna()], PAYMENT)
+    closed = closed.assign(
+        recorded_at=(
+            closed["closed_at"] + _days(rng, len(closed), *CONTRACT_CLOSING_DAYS, DAY)
+        ).dt.floor("us")
+    )
+    paid = contracts[contracts["paid_at"].notna()]
+    paid = paid.assign(
+        recorded_at=(paid["paid_at"] + _days(rng, len(paid), *CONTRACT_PAYMENT_DAYS, DAY)).dt.floor(
+            "us"
+        )
+    )
+    versions = pd.concat([signed, closed, paid], ignore_index=True)
+    return versions.sort_values(["recorded_at", "contract_id"], ignore_index=True)

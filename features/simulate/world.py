@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.simulate.arrivals import recorded_at
+from features.simulate.arrivals import contract_versions, recorded_at
 from features.simulate.calendar import extracted_at
 from features.simulate.contracts import ContractBook, build_contracts
 from features.simulate.extraction import known_at
@@ -41,6 +41,7 @@ from features.simulate.population import Population, build_population
 from features.simulate.seasons import build_county_seasons, build_field_seasons
 from features.store import atomic_directory, write_table
 from features.tables import FIELDS_FILE, get_table
+from features.versions import latest_versions
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,14 @@ def _write_tables(
     }
     written = {}
     for name, frame in tables.items():
-        arrived = recorded_at(name, frame, rng)
-        if arrived is not None:
+        if name == "contracts":
+            frame = contract_versions(frame, rng)
+        elif (arrived := recorded_at(name, frame, rng)) is not None:
             frame = frame.assign(recorded_at=arrived)
         known = known_at(name, frame, extracted)
         write_table(known, get_table(name), out / f"{name}.parquet")
-        written[name] = known
+        spec = get_table(name)
+        written[name] = latest_versions(name, spec.key, known)  # each fact as it stands
     write_fields_geojson(out / FIELDS_FILE, pop.fields, world.corners)
     truth = out / TRUTH_DIR
     truth.mkdir()

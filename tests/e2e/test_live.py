@@ -18,7 +18,7 @@ from features.ingest import load_data_dir
 from scoring.decide.data import FeatureSource
 from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
-from tests.factories import api_client, applications, json_rows, running_server
+from tests.factories import api_client, applications, as_sent, json_rows, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_a_feeds_orders_and_a_closed_contract_reach_both_workers_decisions(serve
         order_id=[f"LIVE-{i}" for i in range(len(mine))], placed_at=placed.isoformat()
     )
     rows = json_rows(rows)
-    contracts = validated_tables(store)["contracts"].drop(columns=["recorded_at"])
+    contracts = as_sent(validated_tables(store)["contracts"])
     contract = contracts[contracts["contract_id"] == body["contract_id"]]
     assert (contract["status"] == "active").all()
 

@@ -24,6 +24,7 @@ from features.feature_store import validated_tables, write_feature_store
 from features.ingest import append_file, load_data_dir
 from features.simulate.params import WorldParams
 from features.simulate.world import simulate_world
+from features.versions import CONTRACT_FACTS
 from scoring.decide.policy import load_policy
 from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
@@ -100,7 +101,12 @@ def _applicants(world: Path, store: Path) -> tuple[dict, dict, dict, pd.Series]:
                 "requested_minor": 1_500_000, "inputs": example["inputs"]}  # fmt: skip
 
     b_loan = unpaid[unpaid["farmer_id"] == b["farmer_id"]].iloc[0]
-    return body(a), body(b), a.drop(labels=["recorded_at"]).to_dict(), b_loan
+    return (
+        body(a),
+        body(b),
+        a.drop(labels=["recorded_at", *CONTRACT_FACTS.values()], errors="ignore").to_dict(),
+        b_loan,
+    )
 
 
 def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_decisions(

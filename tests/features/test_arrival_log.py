@@ -22,8 +22,9 @@ from features.boundaries import read_field_boundaries
 from features.errors import TableValidationError
 from features.ingest import append_file, load_data_dir
 from features.validation import validate_dir
+from features.versions import CONTRACT_FACTS, latest_versions
 from scoring.cli import main
-from tests.factories import copy_store
+from tests.factories import as_sent, copy_store, world_contracts
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,9 @@ def test_a_loaded_world_reads_back_exactly_as_its_files(tiny_world, loaded):
 
     assert set(logged) == set(files)
     for name, frame in files.items():
-        back = logged[name].drop(columns=["recorded_at"])
+        # a directory is read by its dates: of contracts, the latest version, with no arrivals
+        arrivals = ["recorded_at", *CONTRACT_FACTS.values()]
+        back = logged[name].drop(columns=arrivals, errors="ignore")
         if name == "fields":
             assert all(
                 a.equals_exact(b, 0)
@@ -103,7 +106,9 @@ def test_a_bad_batch_names_every_problem_and_writes_nothing(tiny_world, store):
 
 def test_a_contract_moves_forward_as_new_versions_seen_as_of_their_arrival(tiny_world, store):
     log = ArrivalLog(store)
-    contracts = pd.read_parquet(tiny_world / "contracts.parquet").drop(columns=["recorded_at"])
+    versions = pd.read_parquet(tiny_world / "contracts.parquet")
+    contracts = latest_versions("contracts", ("contract_id",), versions)
+    contracts = contracts.drop(columns=["recorded_at", *CONTRACT_FACTS.values()])
     active = contracts[contracts["status"] == "active"].head(1).copy()
     cid = active["contract_id"].iloc[0]
     closed = active.assign(
@@ -119,15 +124,25 @@ def test_a_contract_moves_forward_as_new_versions_seen_as_of_their_arrival(tiny_
     )
     reopened = closed.assign(status="active")
     reworded = closed.assign(quantity_kg=closed["quantity_kg"] * 2)
+    redelivered = closed.assign(delivered_kg=90.0)
+    paid = closed.assign(paid_at=pd.Timestamp("2030-02-01", tz="UTC"), paid_minor=5_000)
 
     with pytest.raises(TableValidationError, match="is closed; it cannot become active"):
         log.append("contracts", reopened, batch_id="reopen", source="feed")
     with pytest.raises(TableValidationError, match=r"signed terms cannot change \(quantity_kg\)"):
         log.append("contracts", reworded, batch_id="reword", source="feed")
+    with pytest.raises(TableValidationError, match=r"delivered_kg was recorded before"):
+        log.append("contracts", redelivered, batch_id="redeliver", source="feed")
+    paying = log.append("contracts", paid, batch_id="pay", source="feed",
+                        recorded_at=pd.Timestamp("2030-02-03", tz="UTC"))  # fmt: skip
     now = log.tables()["contracts"].set_index("contract_id")
     then = log.tables(recorded_before=commit.recorded_at)["contracts"].set_index("contract_id")
     assert now.loc[cid, "status"] == "closed" and then.loc[cid, "status"] == "active"
     assert len(now) == len(then) == len(contracts)
+    # the latest version keeps when each of its dated facts first arrived
+    assert now.loc[cid, "closed_recorded_at"] == commit.recorded_at
+    assert now.loc[cid, "paid_recorded_at"] == paying.recorded_at
+    assert pd.isna(then.loc[cid, "closed_recorded_at"])
 
 
 def test_rows_recorded_at_or_after_t_are_not_seen_as_of_t(tiny_world, store):
@@ -261,8 +276,7 @@ def test_tables_brought_up_to_later_versions_equal_a_whole_read(tiny_world, load
         log = ArrivalLog(copy_store(loaded, Path(tmp) / "store"))
         t0 = pd.Timestamp("2031-01-01", tz="UTC")
         read = log.read_at(log.versions())
-        contracts = pd.read_parquet(tiny_world / "contracts.parquet").drop(columns=["recorded_at"])
-        active = contracts[contracts["status"] == "active"]
+        active = as_sent(world_contracts(tiny_world).query("status == 'active'"))
         for i, (kind, recorded_day, read_day) in enumerate(steps):
             recorded_at = t0 + pd.Timedelta(days=recorded_day)
             if kind == "orders":

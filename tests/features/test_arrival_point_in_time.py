@@ -21,7 +21,7 @@ from features.feature_store import (
     write_feature_store,
 )
 from features.ingest import load_data_dir
-from tests.factories import copy_store
+from tests.factories import as_sent, copy_store
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _late_batches(store: Path, t: pd.Timestamp, draw: st.DrawFn) -> list[tuple[s
         repayment_id=[f"LATE-{draw(st.uuids()).hex}" for _ in range(len(late_pay))],
         paid_at=t + pd.Timedelta(days=draw(days)),
     )
-    contracts = now["contracts"].drop(columns=["recorded_at"])
+    contracts = as_sent(now["contracts"])
     active = contracts[contracts["status"] == "active"]
     closed = active.head(draw(st.integers(0, 5))).assign(
         status="closed", delivered_kg=1.0, closed_at=t - pd.Timedelta(days=draw(st.integers(1, 60)))

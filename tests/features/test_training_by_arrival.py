@@ -1,7 +1,7 @@
 """The training matrix by arrival: each loan's row is the row `features build --as-of` its
 application time gives, whatever arrived after it (an order backfilled, a repayment posted
 late, a scene delivered days after acquisition, a price the day after its market, a co-op
-member recorded late). Contracts are read by their dates (docs/ingestion.md)."""
+member recorded late, a contract's closing or its buyer's payment posted late)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from features.feature_store import (
 from features.ingest import load_data_dir
 from features.registry import FEATURE_NAMES
 from features.training_matrix import training_matrix, with_arrivals
+from features.versions import CONTRACT_FACTS
 
 COLUMNS = [*FEATURE_NAMES]
 
@@ -47,11 +48,31 @@ def arrived(store: Path) -> Inputs:
     return replace(inputs, series=with_arrivals(inputs.series, scenes))
 
 
+# a contract's dated facts, what comes with each, and the column saying when it arrived
+_WITH_FACT = {
+    "closed_at": ("delivered_kg", "status"),
+    "payment_due_at": (),
+    "paid_at": ("paid_minor",),
+}
+
+
+def _contracts_at(contracts: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
+    """The contracts as a read at t holds them, from their latest versions: the simulated
+    world's later versions only add a closing and a payment, so a contract at t is its
+    latest version without the facts that arrived at or after t."""
+    c = contracts.copy()
+    for fact, comes_with in _WITH_FACT.items():
+        late = c[CONTRACT_FACTS[fact]] >= t
+        c.loc[late, CONTRACT_FACTS[fact]] = pd.NaT
+        for column in (fact, *comes_with):
+            c.loc[late, column] = "active" if column == "status" else None
+    return c
+
+
 def _cut(inputs: Inputs, t: pd.Timestamp) -> Inputs:
-    """What had arrived before t, table by table: the reading `--as-of t` makes (of
-    contracts, whose latest version the tables hold, all)."""
+    """What had arrived before t, table by table: the reading `--as-of t` makes."""
     cut = {n: f[f["recorded_at"] < t] for n, f in vars(inputs).items() if n != "contracts"}
-    return replace(inputs, **cut)
+    return replace(inputs, contracts=_contracts_at(inputs.contracts, t), **cut)
 
 
 def _as_of_application(inputs: Inputs, loan: pd.Series) -> pd.Series:
@@ -72,6 +93,21 @@ def _late(
     recorded = frame["recorded_at"].copy()
     recorded.loc[rows] = until + lag
     return frame.assign(recorded_at=recorded)
+
+
+def _facts_late(
+    contracts: pd.DataFrame, rows: dict[str, pd.Index], until: pd.Timestamp, lag: pd.Timedelta
+) -> pd.DataFrame:
+    """`contracts` with each fact of `rows[fact]` (and the facts after it) arriving `lag`
+    after `until`: a closing brings the payment's due date, a payment comes after both."""
+    c = contracts.copy()
+    facts = list(CONTRACT_FACTS)
+    for k, fact in enumerate(facts):
+        for later in facts[k:]:
+            column = CONTRACT_FACTS[later]
+            late = c.index.isin(rows[fact]) & c[later].notna()
+            c.loc[late, column] = np.maximum(c.loc[late, column], until + lag)
+    return c
 
 
 @settings(max_examples=6, deadline=None, database=None,
@@ -99,6 +135,14 @@ def test_each_loans_row_is_what_had_arrived_at_its_application(arrived, data):
         scenes = recent(inputs.series, "acquired_at", 60)["scene_id"].drop_duplicates()
         scenes = scenes.sample(frac=share, random_state=2)
         others = (inputs.farmers["coop_id"] == coop) & (inputs.farmers["farmer_id"] != farmer)
+        # the buyer's other contracts, and the party's: closings and payments posted late
+        c = inputs.contracts
+        buyer = c.loc[c["contract_id"] == loan["contract_id"], "buyer_id"].iloc[0]
+        party = (c["farmer_id"] == farmer) | (c["coop_id"].notna() & (c["coop_id"] == coop))
+        late_facts = {
+            fact: some(recent(c[(c["buyer_id"] == buyer) | party], fact, 400).index)
+            for fact in CONTRACT_FACTS
+        }
         inputs = replace(
             inputs,
             orders=_late(inputs.orders, orders.sample(frac=share, random_state=1).index, t, lag),
@@ -111,6 +155,7 @@ def test_each_loans_row_is_what_had_arrived_at_its_application(arrived, data):
                 t, lag,
             ),
             farmers=_late(inputs.farmers, some(inputs.farmers.index[others]), t, lag),
+            contracts=_facts_late(inputs.contracts, late_facts, t, lag),
         )  # fmt: skip
     build_at = max(f["recorded_at"].max() for f in vars(inputs).values()) + pd.Timedelta("1s")
     matrix = training_matrix(inputs, reference=build_reference(inputs), as_of=build_at)

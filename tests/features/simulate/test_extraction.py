@@ -13,7 +13,7 @@ from features.history import DEFAULT_DPD
 from features.simulate.params import WorldParams
 from features.simulate.world import simulate_world
 from features.tables import TABLES
-from tests.factories import TINY
+from tests.factories import TINY, world_contracts
 
 EVENT_TIMES = {
     "orders": ("placed_at",),
@@ -59,7 +59,7 @@ def test_nothing_happened_or_arrived_at_or_after_the_extraction(world_in_deliver
 
 def test_a_contract_still_in_delivery_is_active_without_its_closing(world_in_delivery):
     out, _ = world_in_delivery
-    contracts = pd.read_parquet(out / "contracts.parquet")
+    contracts = world_contracts(out)
     # the season's deliveries run into September: at 20 August some are still open
     open_ = contracts[contracts.status == "active"]
     assert len(open_) > 0 and open_.closed_at.isna().all() and open_.paid_at.isna().all()
@@ -73,7 +73,7 @@ def test_a_loan_not_yet_90_days_past_due_has_not_defaulted_and_next_season_is_si
 ):
     out, params = world_signing
     assert params.first_year == 2024  # seasons 2024-2026, the next (2027) being signed
-    contracts = pd.read_parquet(out / "contracts.parquet")
+    contracts = world_contracts(out)
     assert (contracts.status == "active").any()
     assert (contracts[contracts.status == "active"].delivery_start > SIGNING).all()
     truth = pd.read_parquet(out / "_truth" / "loans.parquet")
@@ -94,7 +94,7 @@ def test_a_loan_not_yet_90_days_past_due_has_not_defaulted_and_next_season_is_si
 def test_the_world_names_an_application_to_send_at_its_extraction(world_in_delivery):
     out, _ = world_in_delivery
     example = json.loads((out / "world.json").read_text())["example_application"]
-    contracts = pd.read_parquet(out / "contracts.parquet").set_index("contract_id")
+    contracts = world_contracts(out).set_index("contract_id")
     suppliers = pd.read_parquet(out / "suppliers.parquet").set_index("supplier_id")
     contract = contracts.loc[example["contract_id"]]
     assert contract.status == "active" and contract.farmer_id == example["farmer_id"]

@@ -18,6 +18,7 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 
 from features.simulate.metrics import roc_auc
+from tests.factories import world_contracts
 
 MIN_AUC = 0.55
 
@@ -49,7 +50,7 @@ def _order_measures(world: Path, loans: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def _contract_measures(world: Path, loans: pd.DataFrame) -> dict[str, pd.Series]:
-    contracts = pd.read_parquet(world / "contracts.parquet").set_index("contract_id")
+    contracts = world_contracts(world).set_index("contract_id")
     buyers = pd.read_parquet(world / "buyers.parquet").set_index("buyer_id")
     farmers = pd.read_parquet(world / "farmers.parquet").set_index("farmer_id")
     fields = pd.DataFrame(
