@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from features.arrival_log import ArrivalLog
 from features.feature_store import MANIFEST_FILE, TRAINING_FILE, write_feature_store
 from features.registry import SOURCES
 from features.runners import IN_PROCESS, DaskRunner, Runner
@@ -31,9 +32,13 @@ def _inputs(
         echo(f"no features in {features_dir}; building them first")
         write_feature_store(data_dir, progress=True)
     matrix = pd.read_parquet(features_dir / TRAINING_FILE)
-    loans = pd.read_parquet(data_dir / "loans.parquet")
+    if ArrivalLog.present(data_dir):  # a store: its log holds the tables
+        tables = ArrivalLog(data_dir).tables()
+        loans, farmers = tables["loans"], tables["farmers"]
+    else:
+        loans = pd.read_parquet(data_dir / "loans.parquet")
+        farmers = pd.read_parquet(data_dir / "farmers.parquet")
     oracle = loans.set_index("loan_id")["true_pd"] if "true_pd" in loans else None
-    farmers = pd.read_parquet(data_dir / "farmers.parquet")
     audit = farmers[["farmer_id", *[c for c in AUDIT_COLUMNS if c in farmers]]]
     return matrix, oracle, audit
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from features.ingest import load_data_dir
 from features.store import file_sha256
 from scoring.cli import main
 from training.artifact import ModelIntegrityError, read_bundle, write_bundle
@@ -178,3 +179,13 @@ def test_default_world_beats_baseline_near_the_oracle_calibrated_and_every_sourc
     for left_out in ("orders", "contracts", "satellite", "history"):
         kept = tuple(s for s in ("orders", "contracts", "satellite", "history") if s != left_out)
         assert train_model(matrix, sources=kept).metrics["test_auc"] < m["test_auc"], left_out
+
+
+def test_a_store_trains_from_its_arrival_log(tiny_world, tmp_path, mlflow_store):
+    # a data scientist trains on the store the service follows, not only on a world's files
+    store = tmp_path / "store"
+    load_data_dir(tiny_world, store)
+    result = CliRunner().invoke(main, ["train", "--data", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "registered agricredit-pd version 1" in result.output
+    assert "oracle" in result.output  # the simulated loans' true_pd, read from the log
