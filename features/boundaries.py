@@ -7,9 +7,12 @@ raster (the satellite zonal statistics), never here.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyogrio.raw
@@ -116,3 +119,34 @@ def read_field_boundaries(path: Path | str) -> FieldBoundaries:
         if problem is not None:
             problems.append(problem)
     return FieldBoundaries(properties, geometries, crs, problems)
+
+
+def feed_field_boundaries(rows: list[dict[str, Any]], source: str) -> FieldBoundaries:
+    """Field rows as a platform feed sends them, each with its polygon as a GeoJSON
+    geometry in WGS 84 longitude/latitude (RFC 7946) under `geometry`: read as a GeoJSON
+    file of those features is, with the same checks and problems by row (`source` names
+    the batch in them)."""
+    problems: list[Problem] = []
+    features = []
+    for i, row in enumerate(rows):
+        geometry = row.get("geometry")
+        if geometry is not None and not (isinstance(geometry, dict) and "type" in geometry):
+            problems.append(
+                Problem(
+                    source,
+                    'geometry must be a GeoJSON geometry object, e.g. {"type": "Polygon", '
+                    '"coordinates": [[[lon, lat], ...]]}, in WGS 84',
+                    row=i + 1,
+                    column="geometry",
+                )
+            )
+            geometry = None
+        properties = {k: v for k, v in row.items() if k != "geometry"}
+        features.append({"type": "Feature", "properties": properties, "geometry": geometry})
+    with tempfile.TemporaryDirectory(prefix="feed-fields-") as tmp:
+        path = Path(tmp) / "fields.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        read = read_field_boundaries(path)
+    flagged = {p.row for p in problems}
+    problems += [replace(p, file=source) for p in read.problems if p.row not in flagged]
+    return FieldBoundaries(read.properties, read.geometry, read.crs, problems)

@@ -423,7 +423,8 @@ class NoticePublic(BaseModel):
 class DataBatch(BaseModel):
     """A batch of rows for one input table: committed whole to the arrival log, or not at
     all. Rows are objects of the table's columns (`agricredit data schema`), values as
-    JSON numbers, strings (times as ISO 8601) or null."""
+    JSON numbers, strings (times as ISO 8601) or null; a field's row carries its polygon
+    under `geometry`, a GeoJSON geometry object in WGS 84 (RFC 7946)."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -3,10 +3,13 @@ the store the service reads, under a `data` key."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import shapely
+import shapely.geometry
 
 from features.arrival_log import ArrivalLog
 from features.ingest import load_data_dir
@@ -80,7 +83,7 @@ def test_a_feed_cannot_say_when_its_rows_were_recorded(feed, state, served):
     assert [p["column"] for p in refused.json()["problems"]] == ["recorded_at"]
 
 
-def test_only_a_data_key_appends_and_only_tables_without_files(feed, state, served):
+def test_only_a_data_key_appends_and_scenes_come_with_their_files(feed, state, served):
     client, _ = feed
     batch = {"batch_id": "x", "rows": _orders(served, ["API-5"])}
 
@@ -98,3 +101,57 @@ def test_a_service_reading_files_not_a_store_says_so(client, state, served):
     answer = client.post("/v1/data/orders", json=batch, headers=bearer(state, "data"))
 
     assert answer.status_code == 409 and answer.json()["code"] == "no_arrival_log"
+
+
+def _real_field_rows(real_data: Path, farmer_id: str, n: int) -> list[dict]:
+    """Real Rwandan parcels (RFC 7946 GeoJSON, WGS 84) as a feed's field rows."""
+    parcels = json.loads((real_data / "fields" / "rw_rwanda_2021.geojson").read_text())
+    return [
+        {"field_id": f"FEED-F{i}", "farmer_id": farmer_id, "crop": "beans",
+         "declared_area_ha": 0.5, "geometry": feature["geometry"]}
+        for i, feature in enumerate(parcels["features"][:n])
+    ]  # fmt: skip
+
+
+def test_a_feed_sends_fields_with_their_polygons_as_geojson(feed, state, served, real_data):
+    client, store = feed
+    farmer = str(ArrivalLog(store).read("farmers")["farmer_id"].iloc[0])
+    rows = _real_field_rows(real_data, farmer, 3)
+
+    sent = client.post("/v1/data/fields", json={"batch_id": "fields-1", "rows": rows},
+                       headers=bearer(state, "data"))  # fmt: skip
+
+    assert sent.status_code == 201, sent.text
+    fields = ArrivalLog(store).tables()["fields"].set_index("field_id")
+    for row in rows:
+        stored = fields.loc[row["field_id"], "geometry"]
+        assert stored.equals_exact(shapely.geometry.shape(row["geometry"]), 0)
+        assert fields.loc[row["field_id"], "farmer_id"] == farmer
+
+
+def test_a_bad_fields_batch_gets_every_problem_by_row_and_writes_nothing(
+    feed, state, served, real_data
+):
+    client, store = feed
+    farmer = str(ArrivalLog(store).read("farmers")["farmer_id"].iloc[0])
+    rows = _real_field_rows(real_data, farmer, 5)
+    rows[0]["geometry"] = "POLYGON((0 0, 1 0, 1 1, 0 0))"  # WKT, not GeoJSON
+    rows[1]["geometry"] = {"type": "Point", "coordinates": [30.0, -2.0]}
+    rows[2]["geometry"] = None
+    rows[3]["crop"] = "tobacco"
+    before = ArrivalLog(store).version("fields")
+
+    refused = client.post("/v1/data/fields", json={"batch_id": "bad-fields", "rows": rows},
+                          headers=bearer(state, "data"))  # fmt: skip
+
+    assert refused.status_code == 422, refused.text
+    found = {(p["row"], p["column"]) for p in refused.json()["problems"]}
+    assert {(1, "geometry"), (2, "geometry"), (3, "geometry")} <= found
+    assert "GeoJSON geometry object" in refused.json()["problems"][0]["message"]
+    assert ArrivalLog(store).version("fields") == before
+    # with the polygons mended, the same batch id still refuses the crop, by row
+    rows[:3] = _real_field_rows(real_data, farmer, 3)
+    again = client.post("/v1/data/fields", json={"batch_id": "bad-fields", "rows": rows},
+                        headers=bearer(state, "data"))  # fmt: skip
+    assert again.status_code == 422
+    assert {(p["row"], p["column"]) for p in again.json()["problems"]} == {(4, "crop")}

@@ -9,17 +9,31 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from features.arrival_log import ArrivalLog
+from features.arrival_log import ArrivalLog, Commit
+from features.boundaries import feed_field_boundaries
 from features.errors import TableValidationError
-from features.tables import TABLES_BY_NAME
+from features.tables import FIELDS, TABLES_BY_NAME
 from scoring.api.contract import problems
 from scoring.api.deps import DataDep, StateDep
 from scoring.api.schemas import DataBatch, DataCommit
 from scoring.errors import InvalidBatchError, NoArrivalLogError, NotFoundError
 
 router = APIRouter(prefix="/v1/data", tags=["data"])
-# these come with files (polygons, rasters): `agricredit data append` takes them
-WITH_FILES = ("fields", "scenes")
+
+
+def _append(log: ArrivalLog, table: str, body: DataBatch, source: str) -> Commit:
+    if table != FIELDS.name:
+        return log.append(table, pd.DataFrame(body.rows), batch_id=body.batch_id, source=source)
+    # fields: each row's polygon a GeoJSON geometry (WGS 84), read as a GeoJSON file is
+    boundaries = feed_field_boundaries(body.rows, f"batch {body.batch_id} ({source})")
+    if boundaries.problems:
+        raise TableValidationError(boundaries.problems)
+    return log.append(table, boundaries.properties, batch_id=body.batch_id, source=source,
+                      geometry=boundaries.geometry, crs=boundaries.crs)  # fmt: skip
+
+
+# scenes come with their rasters: `agricredit data append` takes them
+WITH_FILES = ("scenes",)
 
 
 @router.post(
@@ -45,7 +59,8 @@ async def append_batch(
         )
     if table in WITH_FILES:
         raise NotFoundError(
-            f"{table} come with files; append them with `agricredit data append`", field="table"
+            f"{table} come with their raster files; append them with `agricredit data append`",
+            field="table",
         )
     data_dir = state.settings.data_dir
     if not ArrivalLog.present(data_dir):
@@ -56,9 +71,7 @@ async def append_batch(
     log = ArrivalLog(data_dir)
     source = f"POST /v1/data/{table} by key {key.key_id}"  # in the commit's metadata
     try:
-        commit = await run_in_threadpool(
-            log.append, table, pd.DataFrame(body.rows), batch_id=body.batch_id, source=source
-        )
+        commit = await run_in_threadpool(_append, log, table, body, source)
     except TableValidationError as exc:
         found: list[dict[str, object]] = [
             {"row": p.row, "column": p.column, "message": p.message} for p in exc.problems
