@@ -402,7 +402,7 @@ class ArrivalLog:
         spec = get_table(table)
         where = f"batch {batch_id} ({source})"
         with self._locked():
-            previous = self._committed(table, batch_id)
+            previous = self.committed(table, batch_id)
             frame, problems = type_table(raw, spec, where)
             if not bulk and RECORDED_AT in raw:
                 said = "recorded_at is when the product commits a row; leave the column out"
@@ -454,7 +454,8 @@ class ArrivalLog:
         )
         return list(moved), target
 
-    def _committed(self, table: str, batch_id: str) -> pd.DataFrame | None:
+    def committed(self, table: str, batch_id: str) -> pd.DataFrame | None:
+        """The rows of batch `batch_id` of `table`, if it was committed."""
         delta = self._table(table)
         if delta is None:
             return None

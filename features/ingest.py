@@ -98,16 +98,31 @@ def append_file(
         raw, geometry, crs = boundaries.properties, boundaries.geometry, boundaries.crs
     else:
         raw = read_batch_file(path)
-    if table == "scenes":  # the rasters the rows name, opened and read before anything is written
-        scenes, problems = type_table(raw, get_table("scenes"), path.name)
-        if not problems:
-            problems = check_scene_files(path.parent, scenes, path.name)
-        if problems:
-            raise TableValidationError(problems)
     say(f"read {len(raw):,} rows of {path.name} in {time.perf_counter() - started:.1f} s; "
         "validating against the store")  # fmt: skip
-    copy = copy_scene_files(path.parent, data_dir) if table == "scenes" else None
-    commit = log.append(table, raw, batch_id=batch, source=path.name, geometry=geometry,
-                        crs=crs, before_commit=copy)  # fmt: skip
+    if table == "scenes":
+        commit = append_scenes(log, raw, path.parent, batch_id=batch, source=path.name)
+    else:
+        commit = log.append(table, raw, batch_id=batch, source=path.name, geometry=geometry,
+                            crs=crs)  # fmt: skip
     say(f"done in {time.perf_counter() - started:.1f} s")
     return commit
+
+
+def append_scenes(
+    log: ArrivalLog, raw: pd.DataFrame, files_dir: Path, *, batch_id: str, source: str
+) -> Commit:
+    """Append a batch of scene rows whose rasters lie under `files_dir` (each row's path
+    relative to it): every raster opened and read whole before anything is written, then
+    copied into the store just before the commit.
+
+    Raises:
+        TableValidationError: every problem by batch, row and column; nothing is written.
+    """
+    scenes, problems = type_table(raw, get_table("scenes"), source)
+    if not problems and log.committed("scenes", batch_id) is None:  # a retry needs no files
+        problems = check_scene_files(files_dir, scenes, source)
+    if problems:
+        raise TableValidationError(problems)
+    copy = copy_scene_files(files_dir, log.data_dir)
+    return log.append("scenes", raw, batch_id=batch_id, source=source, before_commit=copy)

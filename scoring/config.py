@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     score_fast_path: bool = True
     # a co-op's member list may be long: its route alone takes bodies up to this size
     max_batch_body_bytes: int = 16 * 1024 * 1024
+    # a scene's raster uploaded by a feed (PUT /v1/data/files/...) may be this large
+    max_file_body_bytes: int = 2 * 1024**3
     # pre-approvals of up to this many members are answered at once; larger ones are jobs
     preapproval_sync_members: int = 500
     preapproval_chunk_members: int = 2000  # members decided and committed together

@@ -113,6 +113,13 @@ class InvalidBatchError(ServiceError):
         self.problems = problems
 
 
+class InvalidFileNameError(ServiceError):
+    """An uploaded file's name that could not be a scene's path in the store."""
+
+    status = 422
+    code = "invalid_file_name"
+
+
 class NoArrivalLogError(ServiceError):
     """The service reads a directory of files, not a store with an arrival log."""
 

@@ -45,9 +45,14 @@ def check_scene_file(
         with rasterio.open(path) as ds:
             problems = _check_open_dataset(ds, scene, rel, table_file, row)
             _read_every_block(ds)
-    except RasterioError as exc:
+    except RasterioError as exc:  # the row that names it, so a feed's batch knows which
         return [
-            Problem(rel, f"raster is truncated or corrupt ({exc}); export it again", column="path")
+            Problem(
+                table_file,
+                f"raster {rel} is truncated or corrupt ({exc}); export it again",
+                row=row,
+                column="path",
+            )
         ]
     return problems
 
@@ -58,10 +63,22 @@ def _check_open_dataset(
     problems: list[Problem] = []
     if ds.crs is None:
         problems.append(
-            Problem(rel, "raster has no CRS; re-export it with its CRS (e.g. UTM EPSG:32736)")
+            Problem(
+                table_file,
+                f"raster {rel} has no CRS; re-export it with its CRS (e.g. UTM EPSG:32736)",
+                row=row,
+                column="path",
+            )
         )
     if ds.transform.is_identity:
-        problems.append(Problem(rel, "raster has no geotransform; re-export it georeferenced"))
+        problems.append(
+            Problem(
+                table_file,
+                f"raster {rel} has no geotransform; re-export it georeferenced",
+                row=row,
+                column="path",
+            )
+        )
     for role in ROLE_COLUMNS:
         band = scene[role]
         if pd.notna(band) and int(band) > ds.count:

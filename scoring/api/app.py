@@ -98,7 +98,10 @@ def create_app(
     if settings.score_fast_path:
         app.fast_path = ScoreFastPath(limit=settings.max_body_bytes)
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, batch_limit=settings.max_batch_body_bytes
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        batch_limit=settings.max_batch_body_bytes,
+        file_limit=settings.max_file_body_bytes,
     )
     app.add_middleware(Observe)
     return app

@@ -19,6 +19,7 @@ WHAT = {
     404: "Not found, or not yours (another organisation's)",
     408: "The request's headers or body did not arrive in time",
     409: "Conflicts with the current state (see the problem's code)",
+    411: "A file sent without its Content-Length",
     413: "The body is larger than the service takes",
     422: "The body does not validate, or the Idempotency-Key was used with another body",
     500: "The service failed; quote the request id",

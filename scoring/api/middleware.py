@@ -21,6 +21,7 @@ BATCH_ROUTES: dict[str, tuple[Role, ...]] = {
     "/v1/coops/": ("lender", "coop"),
     "/v1/data/": ("data",),
 }
+FILE_ROUTE = "/v1/data/files/"  # a scene's raster: up to the file limit
 
 
 @dataclass
@@ -65,42 +66,66 @@ class BodyLimit:
     """Refuse bodies over `limit` bytes with 413 before they reach a handler; paths under
     a BATCH_ROUTES prefix (co-op member lists, data batches) may send up to `batch_limit`."""
 
-    def __init__(self, app: ASGIApp, limit: int, *, batch_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        *,
+        batch_limit: int | None = None,
+        file_limit: int | None = None,
+    ) -> None:
         self.app, self.default = app, limit
         self.batch_limit = batch_limit or limit
+        self.file_limit = file_limit or self.batch_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self._limit(scope.get("path", ""))
+        refused = await self._refused(scope, limit)
+        if refused is not None:
+            return await _send_problem(send, refused)
+        if dict(scope.get("headers") or []).get(b"content-length") is not None:
+            return await self.app(scope, receive, send)  # the HTTP parser holds the client to it
+        # A body of unknown length (chunked) is read here first: refused while a handler
+        # reads it, it would become that handler's error (FastAPI answers 400, not 413).
+        read = await read_body(receive, limit)
+        if read.too_large:
+            return await _send_problem(send, _too_large(scope, limit))
+        return await self.app(scope, replay(read.messages, receive), send)
+
+    def _limit(self, path: str) -> int:
+        if path.startswith(FILE_ROUTE):
+            return self.file_limit
+        batch = any(path.startswith(prefix) for prefix in BATCH_ROUTES)
+        return self.batch_limit if batch else self.default
+
+    async def _refused(self, scope: Scope, limit: int) -> dict[str, Any] | None:
+        """The problem answer for a request refused before its body is read, or None."""
         path = scope.get("path", "")
         roles = next((r for prefix, r in BATCH_ROUTES.items() if path.startswith(prefix)), None)
-        limit = self.batch_limit if roles is not None else self.default
         if roles is not None and limit > self.default:
             # who may send a large body is known before any of it is read: an unknown
             # sender's 16 MiB is refused unread, not parsed
             refused = await _unauthorised(scope, roles)
             if refused is not None:
-                return await _send_problem(send, refused)
+                return refused
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None:  # the HTTP parser holds the client to what it declared
-            if length.isdigit() and int(length) > limit:
-                return await self._refuse(scope, send, limit)
-            return await self.app(scope, receive, send)
-        # A body of unknown length (chunked) is read here first: refused while a handler
-        # reads it, it would become that handler's error (FastAPI answers 400, not 413).
-        read = await read_body(receive, limit)
-        if read.too_large:
-            return await self._refuse(scope, send, limit)
-        return await self.app(scope, replay(read.messages, receive), send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _too_large(scope, limit)
+        if length is None and path.startswith(FILE_ROUTE) and scope.get("method") == "PUT":
+            # a raster is streamed to disk, never held here: its length must be declared
+            request_id = scope.get("state", {}).get("request_id", "")
+            return problem(411, "Length required", "send the file with a Content-Length header",
+                           "length_required", request_id)  # fmt: skip
+        return None
 
-    @staticmethod
-    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-        request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
-        body = problem(
-            413, "Request body too large", f"send at most {limit} bytes", "body_too_large",
-            request_id,
-        )  # fmt: skip
-        await _send_problem(send, body)
+
+def _too_large(scope: Scope, limit: int) -> dict[str, Any]:
+    request_id = scope.get("state", {}).get("request_id", "")  # Observe's, outside this
+    return problem(
+        413, "Request body too large", f"send at most {limit} bytes", "body_too_large", request_id
+    )
 
 
 async def _unauthorised(scope: Scope, roles: tuple[Role, ...]) -> dict[str, Any] | None:

@@ -461,6 +461,14 @@ class DataBatch(BaseModel):
     )
 
 
+class DataFile(BaseModel):
+    """A file uploaded for a later batch to name."""
+
+    name: str = Field(description="the file's name: a scenes row's `path` names it")
+    bytes: int = Field(description="its size")
+    sha256: str = Field(description="its SHA-256, hex")
+
+
 class DataCommit(BaseModel):
     """A committed batch."""
 

@@ -87,8 +87,9 @@ CASES = [
     (dangling_foreign_key, "loans.parquet", 2, "contract_id", "refers to no contract_id"),
     (negative_amount, "orders.parquet", 7, "amount_minor", "must be >= 0"),
     (unclosed_polygon, "fields.geojson", 3, "geometry", "not closed"),
-    (geotiff_without_crs, ".tif", None, None, "has no CRS"),
-    (truncated_geotiff, ".tif", None, "path", "truncated or corrupt"),
+    # a raster's problem names the scenes row that names the raster
+    (geotiff_without_crs, "scenes.parquet", 1, "path", "has no CRS"),
+    (truncated_geotiff, "scenes.parquet", 1, "path", "truncated or corrupt"),
 ]
 
 

@@ -83,16 +83,73 @@ def test_a_feed_cannot_say_when_its_rows_were_recorded(feed, state, served):
     assert [p["column"] for p in refused.json()["problems"]] == ["recorded_at"]
 
 
-def test_only_a_data_key_appends_and_scenes_come_with_their_files(feed, state, served):
+def test_only_a_data_key_appends_and_only_to_input_tables(feed, state, served):
     client, _ = feed
     batch = {"batch_id": "x", "rows": _orders(served, ["API-5"])}
 
     assert client.post("/v1/data/orders", json=batch, headers=bearer(state)).status_code == 403
     assert client.post("/v1/data/orders", json=batch).status_code == 401
+    assert (
+        client.put("/v1/data/files/a.tif", content=b"x", headers=bearer(state)).status_code == 403
+    )
     unknown = client.post("/v1/data/ordres", json=batch, headers=bearer(state, "data"))
-    scenes = client.post("/v1/data/scenes", json=batch, headers=bearer(state, "data"))
     assert unknown.status_code == 404 and "no input table 'ordres'" in unknown.json()["detail"]
-    assert scenes.status_code == 404 and "agricredit data append" in scenes.json()["detail"]
+
+
+def _scene_rows(served, store: Path, names: list[str]) -> tuple[list[dict], bytes]:
+    """New scene rows named `names`, each a copy of the world's first scene, and its bytes."""
+    scenes = pd.read_parquet(served.world / "scenes.parquet").drop(columns=["recorded_at"])
+    first = scenes.iloc[[0] * len(names)].copy()
+    first["scene_id"] = [f"FEED-{i}" for i in range(len(names))]
+    first["path"] = names
+    first["acquired_at"] = first["acquired_at"].map(lambda t: t.isoformat())
+    rows = first.astype(object).where(first.notna(), None).to_dict("records")
+    return rows, (store / scenes["path"].iloc[0]).read_bytes()
+
+
+def test_a_feed_uploads_a_scenes_rasters_then_commits_its_rows(feed, state, served):
+    client, store = feed
+    key = bearer(state, "data")
+    rows, raster = _scene_rows(served, store, ["scenes/feed/day-1.tif"])
+
+    uploaded = client.put("/v1/data/files/scenes/feed/day-1.tif", content=raster, headers=key)
+    sent = client.post("/v1/data/scenes", json={"batch_id": "scenes-1", "rows": rows},
+                       headers=key)  # fmt: skip
+    again = client.post("/v1/data/scenes", json={"batch_id": "scenes-1", "rows": rows},
+                        headers=key)  # fmt: skip
+
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["bytes"] == len(raster)
+    assert sent.status_code == 201, sent.text
+    assert (store / "scenes/feed/day-1.tif").read_bytes() == raster  # in the store, whole
+    assert not list((store / "incoming").rglob("*.tif"))  # taken from the uploads
+    assert again.status_code == 200 and again.json()["version"] == sent.json()["version"]
+    assert "FEED-0" in set(ArrivalLog(store).tables()["scenes"]["scene_id"])
+
+
+def test_a_scenes_batch_whose_rasters_are_missing_or_broken_writes_nothing(feed, state, served):
+    client, store = feed
+    key = bearer(state, "data")
+    rows, raster = _scene_rows(served, store, ["scenes/feed/cut.tif", "scenes/feed/never.tif"])
+    client.put("/v1/data/files/scenes/feed/cut.tif", content=raster[: len(raster) // 2],
+               headers=key)  # fmt: skip
+    before = ArrivalLog(store).version("scenes")
+
+    refused = client.post("/v1/data/scenes", json={"batch_id": "bad-scenes", "rows": rows},
+                          headers=key)  # fmt: skip
+    escaping = client.put("/v1/data/files/scenes/%2E%2E/%2E%2E/escape.tif", content=raster,
+                          headers=key)  # fmt: skip
+    hidden = client.put("/v1/data/files/scenes/.hidden.tif", content=raster, headers=key)
+    streamed = client.put("/v1/data/files/scenes/s.tif", content=iter([raster]), headers=key)
+
+    assert refused.status_code == 422, refused.text
+    assert {p["row"] for p in refused.json()["problems"]} == {1, 2}
+    assert ArrivalLog(store).version("scenes") == before
+    assert not (store / "scenes/feed").exists()
+    assert escaping.status_code == hidden.status_code == 422
+    assert escaping.json()["code"] == hidden.json()["code"] == "invalid_file_name"
+    assert not list(store.parent.glob("*.tif"))
+    assert streamed.status_code == 411 and streamed.json()["code"] == "length_required"
 
 
 def test_a_service_reading_files_not_a_store_says_so(client, state, served):

@@ -60,6 +60,7 @@ def test_every_route_answers_in_its_declared_shape(client, state, source, served
     client.post(
         "/v1/data/orders", json={"batch_id": "b", "rows": [{}]}, headers=bearer(state, "data")
     )
+    client.put("/v1/data/files/a.tif", content=b"II*", headers=bearer(state, "data"))
     client.get("/healthz")
     client.get("/readyz")
     client.get("/metrics")
