@@ -1,5 +1,6 @@
 """A season going on while a two-worker server decides: orders, a delivery against the
-application's contract, a repayment and a drought's scenes reach both workers' decisions
+application's contract, a repayment and a drought's scenes (rasters uploaded, then their
+rows), all sent over HTTP by a platform feed, reach both workers' decisions
 within seconds and move them as they should.
 
 The world is extracted in the growing season (25 May 2026) and the product's clock is
@@ -21,7 +22,7 @@ import rasterio
 
 from features.clock import SHIFT_ENV
 from features.feature_store import validated_tables, write_feature_store
-from features.ingest import append_file, load_data_dir
+from features.ingest import load_data_dir
 from features.simulate.params import WorldParams
 from features.simulate.world import simulate_world
 from features.versions import CONTRACT_FACTS
@@ -173,12 +174,16 @@ def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_deci
                                        "amount_minor": int(unpaid["amount_minor"])}])  # fmt: skip
             b3 = after(post("repayments", "season-repayment", json_rows(repayment)), b,
                        lambda x: "LOAN_IN_ARREARS" not in codes(x))  # fmt: skip
-            # 4. a drought's scenes over A's county, delivered as one batch (data append)
-            scenes = _drought_batch(world, county, now, tmp_path / "drought")
-            commit = append_file(store, "scenes", scenes)
-            a4 = after(
-                commit.recorded_at, a, lambda x: "CROP_STRESS" in {r["code"] for r in x["reasons"]}
-            )
+            # 4. a drought's scenes over A's county, from the provider's feed: each raster
+            # uploaded, then one batch naming them
+            scenes = pd.read_csv(_drought_batch(world, county, now, tmp_path / "drought"))
+            auth = {"Authorization": f"Bearer {feed}"}
+            for name in scenes["path"]:
+                put = client.put(f"/v1/data/files/{name}", headers=auth,
+                                 content=(tmp_path / "drought" / name).read_bytes())  # fmt: skip
+                assert put.status_code == 201, put.text
+            scenes_at = post("scenes", "season-drought", json_rows(scenes))
+            a4 = after(scenes_at, a, lambda x: "CROP_STRESS" in {r["code"] for r in x["reasons"]})
         book.close()
 
     # the clock: in season, after the extraction
@@ -189,7 +194,7 @@ def test_orders_a_delivery_a_repayment_and_a_drought_move_a_running_servers_deci
     assert sold == pytest.approx(float(sales["amount_minor"].sum()), rel=1e-12)
     assert a1["features"]["orders_days_since_last"] < 1 / 24 + 1e-3
     assert pd.Timestamp(a1["data_seen"]["orders"]) == orders_at  # the answer says what it saw
-    assert pd.Timestamp(a4["data_seen"]["scenes"]) == commit.recorded_at
+    assert pd.Timestamp(a4["data_seen"]["scenes"]) == scenes_at
     # the delivery: the receivable is what is left to deliver, and the limit follows it
     assert a0["decision"] == "approve" and a2["decision"] in ("approve", "refer")
     assert a2["features"]["contract_receivable_minor"] == left_kg * contract["price_per_kg_minor"]
