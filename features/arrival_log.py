@@ -41,7 +41,7 @@ from features.store import arrow_schema
 from features.tables import FIELDS, TABLES, TableSpec, get_table
 from features.validation import recorded_times, row_problems, type_table
 from features.versions import (
-    CONTRACT_FACTS,
+    ARRIVAL_COLUMNS,
     VERSIONED,
     latest_versions,
     next_version_problems,
@@ -292,8 +292,16 @@ class ArrivalLog:
         parts = [typed, kept] if newest_first else [kept, typed]
         return pd.concat(parts, ignore_index=True), typed, complete
 
-    def _typed(self, spec: TableSpec, stored: pd.DataFrame) -> pd.DataFrame:
-        stored = latest_versions(spec.name, spec.key, stored)  # of a changing fact
+    def history(self, table: str, *, recorded_before: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Every version of a changing fact recorded before `recorded_before` (all without
+        it), typed as `tables` does, each with its `recorded_at`."""
+        spec = get_table(table)
+        return self._typed(spec, self.read(table, recorded_before=recorded_before), latest=False)
+
+    def _typed(self, spec: TableSpec, stored: pd.DataFrame, *, latest: bool = True) -> pd.DataFrame:
+        if latest:
+            stored = latest_versions(spec.name, spec.key, stored)  # of a changing fact
+        stored = stored.reset_index(drop=True)
         absent = [
             c.name
             for c in spec.columns
@@ -308,7 +316,7 @@ class ArrivalLog:
             }
         )
         frame[RECORDED_AT] = stored[RECORDED_AT].array  # to_numpy() would box every instant
-        for arrived in CONTRACT_FACTS.values():
+        for arrived in ARRIVAL_COLUMNS:
             if arrived in stored:
                 frame[arrived] = stored[arrived].array
         if spec.name == FIELDS.name:

@@ -227,9 +227,13 @@ def write_feature_store(
     steps.set_postfix_str("training matrix")
     scenes = tables["scenes"]
     arrived = scenes.set_index("scene_id")["recorded_at"] if "recorded_at" in scenes else None
+    versions = None
+    if ArrivalLog.present(data_dir):  # every contract version: its progress reports
+        versions = ArrivalLog(data_dir).history("contracts", recorded_before=recorded_before)
     training = training_matrix(
-        inputs, reference=reference, as_of=when, build=build, scene_recorded=arrived
-    )
+        inputs, reference=reference, as_of=when, build=build, scene_recorded=arrived,
+        contract_versions=versions,
+    )  # fmt: skip
     steps.update()
     steps.set_postfix_str("snapshot")
     snapshot = build(

@@ -11,7 +11,9 @@ its T, many such loans in one build (one per farmer, so each row is cut at one T
 applied for while a finished season's observations were still arriving is built from the
 whole store as of its T: its county's reference peaks move too. Contracts' closings and
 payments are cut by arrival where they are read: each fact counts from the later of its
-date and the arrival of the version that first carried it (features/versions.py).
+date and the arrival of the version that first carried it (features/versions.py); a loan
+whose contract had reported a delivery so far that its latest version does not keep is
+built again with the contract as it stood at its T, from every version.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from features.assembly import (
 )
 from features.history import DEFAULT_DPD, loan_settlements
 from features.satellite.seasons import GrowingSeason, field_season_metrics
+from features.versions import PROGRESS_RECORDED, contracts_as_of
 
 _EARLIEST = np.iinfo(np.int64).min  # a row with no event time: dated before any T
 _LATEST = np.iinfo(np.int64).max
@@ -116,11 +119,50 @@ def _season_still_arriving(
     return (n > 0) & (latest[np.maximum(n - 1, 0)] >= t)
 
 
-def _groups(farmers: pd.Series) -> list[np.ndarray]:
-    """Positions in groups with at most one application per farmer: the k-th application
-    of each farmer goes to group k."""
-    nth = farmers.groupby(farmers.to_numpy()).cumcount().to_numpy()
-    return [np.flatnonzero(nth == k) for k in range(int(nth.max()) + 1 if len(nth) else 0)]
+def _groups(farmers: pd.Series, contracts: pd.Series) -> list[np.ndarray]:
+    """Positions in groups with at most one application per farmer and per contract (a
+    co-op's contract is its members'), each to the first group where neither is taken."""
+    taken: list[set[tuple[str, object]]] = []
+    groups: list[list[int]] = []
+    for i, (farmer, contract) in enumerate(zip(farmers, contracts, strict=True)):
+        keys = {("farmer", farmer)} | ({("contract", contract)} if pd.notna(contract) else set())
+        g = next((g for g, seen in enumerate(taken) if seen.isdisjoint(keys)), len(taken))
+        if g == len(taken):
+            taken.append(set())
+            groups.append([])
+        taken[g] |= keys
+        groups[g].append(i)
+    return [np.asarray(g, dtype=np.int64) for g in groups]
+
+
+def _progress_in_flight(
+    contracts: pd.DataFrame, applications: pd.DataFrame, t: np.ndarray
+) -> np.ndarray:
+    """Per application: had its contract reported a delivery so far before t in a version
+    the latest (recorded at or after t) does not keep."""
+    if PROGRESS_RECORDED not in contracts or "contract_id" not in applications:
+        return np.zeros(len(applications), dtype=bool)
+    by_id = contracts.set_index("contract_id")
+    at = by_id.index.get_indexer(applications["contract_id"].to_numpy())
+    known = at >= 0
+    pos = np.maximum(at, 0)
+    reported = to_ns(by_id[PROGRESS_RECORDED])[pos]
+    latest = recorded_ns(by_id)[pos]
+    return known & (reported != _EARLIEST) & (reported < t) & (latest >= t)
+
+
+def _with_contracts_at(
+    contracts: pd.DataFrame, versions: pd.DataFrame, apps: pd.DataFrame
+) -> pd.DataFrame:
+    """`contracts` with each application's own contract as its version at the
+    application's as_of (one application per contract)."""
+    asked = apps[apps["contract_id"].notna()]
+    then = [
+        contracts_as_of(versions[versions["contract_id"] == cid], int(t))
+        for cid, t in zip(asked["contract_id"], to_ns(asked["as_of"]), strict=True)
+    ]
+    kept = contracts[~contracts["contract_id"].isin(asked["contract_id"])]
+    return pd.concat([kept, *then], ignore_index=True)
 
 
 def _cut(frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series) -> pd.DataFrame:
@@ -133,8 +175,10 @@ def _cut(frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series) -> pd.DataFra
 
 def _group_inputs(
     inputs: Inputs, apps: pd.DataFrame, reference: Reference, season: GrowingSeason,
+    contract_versions: pd.DataFrame | None,
 ) -> tuple[Inputs, Reference]:  # fmt: skip
-    """The inputs of one group's farmers and co-ops, each row cut at its owner's T."""
+    """The inputs of one group's farmers and co-ops, each row cut at its owner's T (each
+    application's contract as its version then, when every version is given)."""
     t = pd.Series(to_ns(apps["as_of"]), index=apps["farmer_id"].to_numpy())
     part = restrict_to_farmers(inputs, apps["farmer_id"])
     loan_owner = inputs.loans.set_index("loan_id")["farmer_id"]
@@ -149,20 +193,29 @@ def _group_inputs(
         repayments=_cut(part.repayments, part.repayments["loan_id"].map(loan_owner), t),
         series=_cut(series, series["field_id"].map(field_owner), t),
     )  # fmt: skip
+    if contract_versions is not None and "contract_id" in apps:
+        part = replace(part, contracts=_with_contracts_at(part.contracts, contract_versions, apps))
     group_reference = replace(
         reference, field_seasons=field_season_metrics(part.series, part.fields, season=season)
     )
     return part, group_reference
 
 
-def recorded_before(inputs: Inputs, t: int) -> Inputs:
-    """Every input as read as of `t` (ns): the rows recorded before it."""
+def recorded_before(
+    inputs: Inputs, t: int, contract_versions: pd.DataFrame | None = None
+) -> Inputs:
+    """Every input as read as of `t` (ns): the rows recorded before it (of contracts, each
+    one's version then, when every version is given)."""
 
     def cut(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[recorded_ns(frame) < t]
 
+    contracts = inputs.contracts
+    if contract_versions is not None:
+        contracts = contracts_as_of(contract_versions, t)
     return replace(
         inputs,
+        contracts=contracts,
         farmers=cut(inputs.farmers),
         fields=cut(inputs.fields),
         orders=cut(inputs.orders),
@@ -181,13 +234,16 @@ def rebuilt_by_arrival(
     *,
     reference: Reference,
     season: GrowingSeason | None = None,
+    contract_versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`matrix` (`build_features` of `applications`, rows in their order, from `inputs` cut
     by event time) with the rows of the applications that had a row in flight at their
     as_of built again from what had arrived by then.
 
     Of a store, every input table says when its rows arrived (`recorded_at`); the
-    observations too (`with_arrivals`).
+    observations too (`with_arrivals`). With every contract version (`contract_versions`),
+    an application whose contract had reported a delivery so far in a version its latest
+    does not keep is built again with its contract as it stood then.
     """
     season = season or GrowingSeason()
     series_recorded = recorded_ns(inputs.series)
@@ -196,17 +252,20 @@ def rebuilt_by_arrival(
     flying = np.zeros(len(applications), dtype=bool)
     for keys, event, recorded in _farmer_rows(inputs):
         flying |= _in_flight(keys, event, recorded, farmer, t)
+    if contract_versions is not None:
+        flying |= _progress_in_flight(inputs.contracts, applications, t)
     whole = _season_still_arriving(inputs.series, series_recorded, t, season)
     rebuilt: list[tuple[np.ndarray, pd.DataFrame]] = []
     grouped = np.flatnonzero(flying & ~whole)
-    for members in _groups(applications["farmer_id"].iloc[grouped]):
+    contract = applications.get("contract_id", pd.Series(None, index=applications.index))
+    for members in _groups(farmer.iloc[grouped], contract.iloc[grouped]):
         at = grouped[members]
         apps = applications.iloc[at].reset_index(drop=True)
-        part, part_reference = _group_inputs(inputs, apps, reference, season)
+        part, part_reference = _group_inputs(inputs, apps, reference, season, contract_versions)
         rebuilt.append((at, build_features(part, apps, reference=part_reference, season=season)))
     for instant in np.unique(t[whole]):
         at = np.flatnonzero(whole & (t == instant))
-        then = recorded_before(inputs, int(instant))
+        then = recorded_before(inputs, int(instant), contract_versions)
         rows = build_features(
             then,
             applications.iloc[at].reset_index(drop=True),
@@ -229,12 +288,14 @@ def training_matrix(
     as_of: pd.Timestamp,
     build: Callable[..., pd.DataFrame] = build_features,
     scene_recorded: pd.Series | None = None,
+    contract_versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features of every loan applied for before `as_of`, with its outcome where known.
 
     `build` computes the features (`build_features`, or its cluster version). Each loan's
     row is built from what had arrived by its application (`rebuilt_by_arrival`; the
-    scenes' recorded times by scene_id in `scene_recorded`).
+    scenes' recorded times by scene_id in `scene_recorded`; every contract version, of a
+    store, in `contract_versions`).
 
     A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
     defaulted when its repayments had not reached the principal by then. Both are rebuilt from
@@ -245,7 +306,9 @@ def training_matrix(
     applications = loan_applications(loans)
     inputs = replace(inputs, series=with_arrivals(inputs.series, scene_recorded))
     matrix = build(inputs, applications, reference=reference)
-    matrix = rebuilt_by_arrival(matrix, inputs, applications, reference=reference)
+    matrix = rebuilt_by_arrival(
+        matrix, inputs, applications, reference=reference, contract_versions=contract_versions
+    )
     matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
     known = matured < t
     settled = loan_settlements(loans, inputs.repayments)["settled_at"]

@@ -49,6 +49,10 @@ CONTRACT_FACTS = {
 }
 # what a version may add but no later one change: the facts, the payment, a closed delivery
 FIXED_ONCE_SET = (*CONTRACT_FACTS, "paid_minor")
+# when an open contract first reported a delivery so far: a later closing's version does not
+# keep what was reported before it, so a build read once knows to look at the versions
+PROGRESS_RECORDED = "progress_recorded_at"
+ARRIVAL_COLUMNS = (*CONTRACT_FACTS.values(), PROGRESS_RECORDED)
 
 
 def latest_versions(table: str, key: tuple[str, ...], stored: pd.DataFrame) -> pd.DataFrame:
@@ -62,12 +66,26 @@ def latest_versions(table: str, key: tuple[str, ...], stored: pd.DataFrame) -> p
     out = stored.loc[np.sort(latest.index.to_numpy())].reset_index(drop=True)
     if table != "contracts":
         return out
-    for fact, column in CONTRACT_FACTS.items():
-        if fact not in stored:
-            continue
-        first = stored[stored[fact].notna()].groupby(keys[0])[RECORDED_AT].min()
-        out[column] = out[keys[0]].map(first).astype(stored[RECORDED_AT].dtype)
+    carried = {column: stored[fact].notna() for fact, column in CONTRACT_FACTS.items()}
+    if "delivered_kg" in stored:
+        carried[PROGRESS_RECORDED] = stored["delivered_kg"].notna() & stored["closed_at"].isna()
+    for column, rows in carried.items():
+        first = stored[rows].groupby(keys[0])[RECORDED_AT].min()
+        at = pd.Index(first.index).get_indexer(out[keys[0]].to_numpy())
+        values = first.to_numpy()[np.maximum(at, 0)] if len(first) else None
+        arrived = pd.Series(pd.NaT, index=out.index, dtype=stored[RECORDED_AT].dtype)
+        if values is not None:
+            arrived[at >= 0] = values[at >= 0]
+        out[column] = arrived
     return out
+
+
+def contracts_as_of(versions: pd.DataFrame, t_ns: int) -> pd.DataFrame:
+    """The contracts as a read at `t_ns` (UTC ns) holds them: of every version, the
+    latest of each recorded before it."""
+    return latest_versions(
+        "contracts", ("contract_id",), versions[to_ns(versions[RECORDED_AT]) < t_ns]
+    )
 
 
 def _changed(before: pd.Series, after: pd.Series) -> list[str]:

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from features.simulate.params import WorldParams
-from features.versions import CONTRACT_FACTS, latest_versions
+from features.versions import ARRIVAL_COLUMNS, latest_versions
 from scoring.decide.data import FeatureSource
 from scoring.decide.policy import load_policy
 from scoring.decide.state import ServiceState
@@ -481,10 +481,10 @@ def world_contracts(world: Path) -> pd.DataFrame:
     (the file holds every version, each with its recorded_at)."""
     versions = pd.read_parquet(world / "contracts.parquet")
     return latest_versions("contracts", ("contract_id",), versions).drop(
-        columns=list(CONTRACT_FACTS.values())
+        columns=list(ARRIVAL_COLUMNS)
     )
 
 
 def as_sent(contracts: pd.DataFrame) -> pd.DataFrame:
     """Contract rows as a feed sends them: without what the product records on commit."""
-    return contracts.drop(columns=["recorded_at", *CONTRACT_FACTS.values()], errors="ignore")
+    return contracts.drop(columns=["recorded_at", *ARRIVAL_COLUMNS], errors="ignore")

@@ -25,7 +25,7 @@ from features.feature_store import validated_tables, write_feature_store
 from features.ingest import load_data_dir
 from features.simulate.params import WorldParams
 from features.simulate.world import simulate_world
-from features.versions import CONTRACT_FACTS
+from features.versions import ARRIVAL_COLUMNS
 from scoring.decide.policy import load_policy
 from scoring.ledger.keys import create_key
 from scoring.ledger.repo import Ledger
@@ -105,7 +105,7 @@ def _applicants(world: Path, store: Path) -> tuple[dict, dict, dict, pd.Series]:
     return (
         body(a),
         body(b),
-        a.drop(labels=["recorded_at", *CONTRACT_FACTS.values()], errors="ignore").to_dict(),
+        a.drop(labels=["recorded_at", *ARRIVAL_COLUMNS], errors="ignore").to_dict(),
         b_loan,
     )
 

@@ -22,7 +22,7 @@ from features.boundaries import read_field_boundaries
 from features.errors import TableValidationError
 from features.ingest import append_file, load_data_dir
 from features.validation import validate_dir
-from features.versions import CONTRACT_FACTS, latest_versions
+from features.versions import ARRIVAL_COLUMNS, latest_versions
 from scoring.cli import main
 from tests.factories import as_sent, copy_store, world_contracts
 
@@ -54,7 +54,7 @@ def test_a_loaded_world_reads_back_exactly_as_its_files(tiny_world, loaded):
     assert set(logged) == set(files)
     for name, frame in files.items():
         # a directory is read by its dates: of contracts, the latest version, with no arrivals
-        arrivals = ["recorded_at", *CONTRACT_FACTS.values()]
+        arrivals = ["recorded_at", *ARRIVAL_COLUMNS]
         back = logged[name].drop(columns=arrivals, errors="ignore")
         if name == "fields":
             assert all(
@@ -108,7 +108,7 @@ def test_a_contract_moves_forward_as_new_versions_seen_as_of_their_arrival(tiny_
     log = ArrivalLog(store)
     versions = pd.read_parquet(tiny_world / "contracts.parquet")
     contracts = latest_versions("contracts", ("contract_id",), versions)
-    contracts = contracts.drop(columns=["recorded_at", *CONTRACT_FACTS.values()])
+    contracts = contracts.drop(columns=["recorded_at", *ARRIVAL_COLUMNS])
     active = contracts[contracts["status"] == "active"].head(1).copy()
     cid = active["contract_id"].iloc[0]
     closed = active.assign(

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.asof import to_ns
 from features.assembly import Inputs, build_features, build_reference, loan_applications
 from features.feature_store import (
     SERIES_FILE,
@@ -25,7 +26,7 @@ from features.feature_store import (
 from features.ingest import load_data_dir
 from features.registry import FEATURE_NAMES
 from features.training_matrix import training_matrix, with_arrivals
-from features.versions import CONTRACT_FACTS
+from features.versions import ARRIVAL_COLUMNS, CONTRACT_FACTS, contracts_as_of, latest_versions
 
 COLUMNS = [*FEATURE_NAMES]
 
@@ -182,3 +183,45 @@ def test_features_build_trains_each_loan_on_what_had_arrived_at_its_application(
         loan = arrived.loans.set_index("loan_id").loc[loan_id].rename(loan_id)
         loan = pd.concat([pd.Series({"loan_id": loan_id}), loan])
         assert _same(matrix.loc[loan_id], _as_of_application(arrived, loan)), loan_id
+
+
+def test_a_loans_contract_is_trained_on_the_delivery_it_had_reported_then(arrived):
+    # a contract's report of what was delivered so far, sent an hour before the loan's
+    # application: its later closing version does not keep it, so only the versions can
+    c = arrived.contracts.drop(columns=list(ARRIVAL_COLUMNS))
+    loans = arrived.loans.merge(c[["contract_id", "party_type", "recorded_at"]], on="contract_id")
+    picked = loans[
+        (loans["recorded_at_y"] > loans["applied_at"]) & (loans["party_type"] == "farmer")
+    ]
+    picked = picked.drop_duplicates("contract_id").head(3)
+    assert len(picked), "the tiny world has no loan whose contract moved on after it"
+    applied = picked.set_index("contract_id")["applied_at"]
+    reports = c[c["contract_id"].isin(applied.index)]
+    reports = reports.assign(
+        status="active", closed_at=pd.NaT, payment_due_at=pd.NaT, paid_at=pd.NaT,
+        paid_minor=pd.NA, delivered_kg=reports["quantity_kg"] * 0.6,
+        recorded_at=reports["contract_id"].map(applied) - pd.Timedelta(hours=1),
+    )  # fmt: skip
+    versions = pd.concat([c, reports], ignore_index=True)
+    inputs = replace(arrived, contracts=latest_versions("contracts", ("contract_id",), versions))
+    build_at = max(f["recorded_at"].max() for f in vars(inputs).values()) + pd.Timedelta("1s")
+    reference = build_reference(inputs)
+
+    matrix = training_matrix(inputs, reference=reference, as_of=build_at,
+                             contract_versions=versions).set_index("application_id")  # fmt: skip
+    unversioned = training_matrix(inputs, reference=reference, as_of=build_at)
+
+    for _, loan in picked.iterrows():
+        t = loan["applied_at"]
+        then = _cut(inputs, t)
+        mine = versions[versions["contract_id"] == loan["contract_id"]]
+        others = then.contracts[then.contracts["contract_id"] != loan["contract_id"]]
+        at_t = contracts_as_of(mine, int(to_ns(pd.Series([t]))[0]))
+        then = replace(then, contracts=pd.concat([others, at_t], ignore_index=True))
+        one = loan.drop(["recorded_at_y", "party_type"]).rename({"recorded_at_x": "recorded_at"})
+        apps = loan_applications(one.to_frame().T.astype(inputs.loans.dtypes.to_dict()))
+        expected = build_features(then, apps, reference=build_reference(then)).iloc[0]
+        assert _same(matrix.loc[loan["loan_id"]], expected), loan["loan_id"]
+    receivable = "contract_receivable_minor"
+    without = unversioned.set_index("application_id").loc[picked["loan_id"], receivable]
+    assert (matrix.loc[picked["loan_id"], receivable] < without).all()  # 60 % delivered then
