@@ -154,9 +154,10 @@ def _progress_in_flight(
 def _with_contracts_at(
     contracts: pd.DataFrame, versions: pd.DataFrame, apps: pd.DataFrame
 ) -> pd.DataFrame:
-    """`contracts` with each application's own contract as its version at the
-    application's as_of (one application per contract)."""
-    asked = apps[apps["contract_id"].notna()]
+    """`contracts` with the own contract of each application whose contract's latest
+    version lacks a report it had at the application's as_of, as its version then (one
+    application per contract); the others' latest versions are exact already."""
+    asked = apps[_progress_in_flight(contracts, apps, to_ns(apps["as_of"]))]
     then = [
         contracts_as_of(versions[versions["contract_id"] == cid], int(t))
         for cid, t in zip(asked["contract_id"], to_ns(asked["as_of"]), strict=True)
@@ -252,12 +253,16 @@ def rebuilt_by_arrival(
     flying = np.zeros(len(applications), dtype=bool)
     for keys, event, recorded in _farmer_rows(inputs):
         flying |= _in_flight(keys, event, recorded, farmer, t)
+    reported = np.zeros(len(applications), dtype=bool)
     if contract_versions is not None:
-        flying |= _progress_in_flight(inputs.contracts, applications, t)
+        reported = _progress_in_flight(inputs.contracts, applications, t)
+        flying |= reported
     whole = _season_still_arriving(inputs.series, series_recorded, t, season)
     rebuilt: list[tuple[np.ndarray, pd.DataFrame]] = []
     grouped = np.flatnonzero(flying & ~whole)
+    # one per contract only where the contract is taken as it stood then
     contract = applications.get("contract_id", pd.Series(None, index=applications.index))
+    contract = contract.where(reported)
     for members in _groups(farmer.iloc[grouped], contract.iloc[grouped]):
         at = grouped[members]
         apps = applications.iloc[at].reset_index(drop=True)
