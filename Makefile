@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-fast lint fmt bench clean
 
-# the demo's world ends now and is served as of the wall clock; the application to try is
-# the one the simulator wrote for this world (a farmer with an active contract, today)
+# the demo's world ends now, is loaded into a store (its tables as an arrival log, as a
+# lender's would be) and served as of the wall clock, following the log; the application
+# to try is the one the simulator wrote for this world (a farmer with an active contract)
 DEMO_SEED ?= 5
 
 $(STAMP): pyproject.toml
@@ -20,9 +21,9 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/agricredit simulate --out data/world --seasons 5 --seed $(DEMO_SEED) --until now
-	$(BIN)/agricredit data validate data/world
-	$(BIN)/agricredit features build --data data/world
-	$(BIN)/agricredit train --data data/world --ablate
+	$(BIN)/agricredit data load data/world --data data/store
+	$(BIN)/agricredit features build --data data/store
+	$(BIN)/agricredit train --data data/store --ablate
 	$(BIN)/agricredit promote latest
 	@KEY=$$($(BIN)/agricredit keys create --role lender --name demo | sed -n 2p); \
 	echo "lender API key for the demo (shown once): $$KEY"; \
@@ -31,7 +32,7 @@ demo: setup
 	echo "    -H 'Idempotency-Key: demo-1' -H 'content-type: application/json' \\"; \
 	echo "    -d '"$$($(BIN)/python -c 'import json; print(json.dumps(json.load(open("data/world/world.json"))["example_application"]))')"'"; \
 	echo "API docs: http://127.0.0.1:8000/docs"
-	$(BIN)/agricredit serve --data data/world --host 127.0.0.1 --port 8000
+	$(BIN)/agricredit serve --data data/store --host 127.0.0.1 --port 8000
 
 # two workers, one per core; tests sharing an expensive fixture stay on one (tests/conftest.py)
 test: setup

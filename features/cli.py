@@ -192,12 +192,14 @@ def load(source: Path, target: Path) -> None:
     from features.ingest import load_data_dir
 
     try:
-        load_data_dir(source, target)
+        report = load_data_dir(source, target)
     except TableValidationError as exc:
         click.echo(f"{source}: invalid; {target} left unchanged", err=True)
         _print_problems(exc.problems)
         raise SystemExit(1) from exc
-    click.echo(f"loaded {source} into {target}")
+    rows = sum(len(t) for t in report.tables.values())
+    click.echo(f"{source}: valid ({len(report.tables)} tables, {rows:,} rows); loaded into "
+               f"{target} as the first commits of its arrival log")  # fmt: skip
 
 
 @data.command()
