@@ -68,6 +68,7 @@ def test_load_writes_nothing_when_invalid_and_installs_when_valid(tiny_world, tm
 
     loaded = CliRunner().invoke(main, ["data", "load", str(tiny_world), "--data", str(store)])
     assert loaded.exit_code == 0, loaded.output
+    assert "valid (11 tables" in loaded.output and "arrival log" in loaded.output
     assert (store / "log" / "loans").is_dir() and (store / "log" / "fields").is_dir()
     validated = CliRunner().invoke(main, ["data", "validate", str(store)])
     assert validated.exit_code == 0 and "valid (11 tables" in validated.output, validated.output
