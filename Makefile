@@ -25,8 +25,7 @@ demo: setup
 	$(BIN)/agricredit features build --data data/store
 	$(BIN)/agricredit train --data data/store --ablate
 	$(BIN)/agricredit promote latest
-	@KEY=$$(AGRICREDIT_DATA_DIR=data/store $(BIN)/agricredit keys create --role lender \
-	  --name demo | sed -n 2p); \
+	@KEY=$$($(BIN)/agricredit keys create --role lender --name demo | sed -n 2p); \
 	echo "lender API key for the demo (shown once): $$KEY"; \
 	echo "try, once the server below says it is running:"; \
 	echo "  curl -s -X POST http://127.0.0.1:8000/v1/score -H 'Authorization: Bearer '$$KEY \\"; \

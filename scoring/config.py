@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGRICREDIT_", extra="ignore")
 
-    data_dir: Path = Path("data/world")
+    data_dir: Path = Path("data/store")  # make demo's store, the data commands' default
     database_url: str | None = None
     policy_path: Path = DEFAULT_POLICY
     model_ref: str = "champion"

@@ -22,7 +22,7 @@ data_option = click.option(
     "data_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Data directory (default: AGRICREDIT_DATA_DIR or data/world).",
+    help="Store or data directory (default: AGRICREDIT_DATA_DIR or data/store).",
 )
 
 
