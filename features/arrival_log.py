@@ -292,11 +292,13 @@ class ArrivalLog:
         parts = [typed, kept] if newest_first else [kept, typed]
         return pd.concat(parts, ignore_index=True), typed, complete
 
-    def history(self, table: str, *, recorded_before: pd.Timestamp | None = None) -> pd.DataFrame:
-        """Every version of a changing fact recorded before `recorded_before` (all without
-        it), typed as `tables` does, each with its `recorded_at`."""
-        spec = get_table(table)
-        return self._typed(spec, self.read(table, recorded_before=recorded_before), latest=False)
+    def table(
+        self, table: str, *, recorded_before: pd.Timestamp | None = None, history: bool = False
+    ) -> pd.DataFrame:
+        """One table as `tables` gives it; with `history`, every version of a changing fact
+        (each with its `recorded_at`), not only the latest."""
+        stored = self.read(table, recorded_before=recorded_before)
+        return self._typed(get_table(table), stored, latest=not history)
 
     def _typed(self, spec: TableSpec, stored: pd.DataFrame, *, latest: bool = True) -> pd.DataFrame:
         if latest:

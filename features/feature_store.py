@@ -229,7 +229,8 @@ def write_feature_store(
     arrived = scenes.set_index("scene_id")["recorded_at"] if "recorded_at" in scenes else None
     versions = None
     if ArrivalLog.present(data_dir):  # every contract version: its progress reports
-        versions = ArrivalLog(data_dir).history("contracts", recorded_before=recorded_before)
+        log = ArrivalLog(data_dir)
+        versions = log.table("contracts", recorded_before=recorded_before, history=True)
     training = training_matrix(
         inputs, reference=reference, as_of=when, build=build, scene_recorded=arrived,
         contract_versions=versions,

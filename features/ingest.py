@@ -19,6 +19,7 @@ from features.validation import (
     ValidationReport,
     find_table_file,
     read_raw_table,
+    row_problems,
     type_table,
     validate_dir,
 )
@@ -119,7 +120,10 @@ def append_scenes(
     Raises:
         TableValidationError: every problem by batch, row and column; nothing is written.
     """
-    scenes, problems = type_table(raw, get_table("scenes"), source)
+    spec = get_table("scenes")
+    scenes, problems = type_table(raw, spec, source)
+    if not problems:  # a path that climbs out of the directory is never opened
+        problems = row_problems(spec, scenes, source)
     if not problems and log.committed("scenes", batch_id) is None:  # a retry needs no files
         problems = check_scene_files(files_dir, scenes, source)
     if problems:

@@ -152,12 +152,10 @@ def _progress_in_flight(
 
 
 def _with_contracts_at(
-    contracts: pd.DataFrame, versions: pd.DataFrame, apps: pd.DataFrame
+    contracts: pd.DataFrame, versions: pd.DataFrame, asked: pd.DataFrame
 ) -> pd.DataFrame:
-    """`contracts` with the own contract of each application whose contract's latest
-    version lacks a report it had at the application's as_of, as its version then (one
-    application per contract); the others' latest versions are exact already."""
-    asked = apps[_progress_in_flight(contracts, apps, to_ns(apps["as_of"]))]
+    """`contracts` with the own contract of each application `asked` (one per contract) as
+    its version at the application's as_of."""
     then = [
         contracts_as_of(versions[versions["contract_id"] == cid], int(t))
         for cid, t in zip(asked["contract_id"], to_ns(asked["as_of"]), strict=True)
@@ -176,10 +174,11 @@ def _cut(frame: pd.DataFrame, owner: pd.Series, cut_of: pd.Series) -> pd.DataFra
 
 def _group_inputs(
     inputs: Inputs, apps: pd.DataFrame, reference: Reference, season: GrowingSeason,
-    contract_versions: pd.DataFrame | None,
+    contract_versions: pd.DataFrame | None, reported: np.ndarray,
 ) -> tuple[Inputs, Reference]:  # fmt: skip
-    """The inputs of one group's farmers and co-ops, each row cut at its owner's T (each
-    application's contract as its version then, when every version is given)."""
+    """The inputs of one group's farmers and co-ops, each row cut at its owner's T; the
+    contract of each application `reported` (its latest version lacks a report it had
+    then) as its version then, from every version."""
     t = pd.Series(to_ns(apps["as_of"]), index=apps["farmer_id"].to_numpy())
     part = restrict_to_farmers(inputs, apps["farmer_id"])
     loan_owner = inputs.loans.set_index("loan_id")["farmer_id"]
@@ -194,8 +193,9 @@ def _group_inputs(
         repayments=_cut(part.repayments, part.repayments["loan_id"].map(loan_owner), t),
         series=_cut(series, series["field_id"].map(field_owner), t),
     )  # fmt: skip
-    if contract_versions is not None and "contract_id" in apps:
-        part = replace(part, contracts=_with_contracts_at(part.contracts, contract_versions, apps))
+    if contract_versions is not None and reported.any():
+        contracts = _with_contracts_at(part.contracts, contract_versions, apps[reported])
+        part = replace(part, contracts=contracts)
     group_reference = replace(
         reference, field_seasons=field_season_metrics(part.series, part.fields, season=season)
     )
@@ -266,7 +266,9 @@ def rebuilt_by_arrival(
     for members in _groups(farmer.iloc[grouped], contract.iloc[grouped]):
         at = grouped[members]
         apps = applications.iloc[at].reset_index(drop=True)
-        part, part_reference = _group_inputs(inputs, apps, reference, season, contract_versions)
+        part, part_reference = _group_inputs(
+            inputs, apps, reference, season, contract_versions, reported[at]
+        )
         rebuilt.append((at, build_features(part, apps, reference=part_reference, season=season)))
     for instant in np.unique(t[whole]):
         at = np.flatnonzero(whole & (t == instant))

@@ -192,9 +192,9 @@ def type_table(raw: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataFr
     key_cols = [k for k in spec.key if k in frame.columns]
     if len(key_cols) == len(spec.key) and len(frame):
         keyed = frame[key_cols]
-        versions = spec.name in VERSIONED and RECORDED_AT in raw.columns
-        if versions:  # a history: each key once per recorded_at, as its versions
-            recorded = _coerce_datetime(raw[RECORDED_AT].reset_index(drop=True))
+        recorded = recorded_times(raw) if spec.name in VERSIONED else None
+        versions = recorded is not None
+        if recorded is not None:  # a history: each key once per recorded_at, as its versions
             keyed = keyed.assign(**{RECORDED_AT: recorded})
         dup = keyed.duplicated(keep="first")
         if dup.any():
@@ -322,6 +322,17 @@ def _scene_rules(frame: pd.DataFrame, file: str) -> list[Problem]:
         "mask_clear_values",
         frame["mask_band"].notna() & frame["mask_clear_values"].isna(),
         "mask_band is set, so say which mask values are clear",
+    )
+    # a raster is read from, and copied to, its path under a directory: it must stay inside
+    parts = frame["path"].astype("string").str.replace("\\", "/", regex=False)
+    escapes = parts.str.startswith("/") | parts.str.contains(r"(?:^|/)\.\.(?:/|$)", regex=True)
+    p += _rule(
+        frame,
+        file,
+        "path",
+        escapes,
+        "a scene's path is relative to the data directory and stays inside it: no leading '/' "
+        "and no '..' segment",
     )
     return p
 

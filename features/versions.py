@@ -19,8 +19,8 @@ import pandas as pd
 
 from features.asof import to_ns
 from features.problems import Problem
+from features.store import RECORDED_AT
 
-RECORDED_AT = "recorded_at"
 VERSIONED = ("buyers", "contracts", "suppliers")
 # a contract's status may move only forward: active -> closed or cancelled, never back
 CONTRACT_NEXT = {
@@ -71,12 +71,7 @@ def latest_versions(table: str, key: tuple[str, ...], stored: pd.DataFrame) -> p
         carried[PROGRESS_RECORDED] = stored["delivered_kg"].notna() & stored["closed_at"].isna()
     for column, rows in carried.items():
         first = stored[rows].groupby(keys[0])[RECORDED_AT].min()
-        at = pd.Index(first.index).get_indexer(out[keys[0]].to_numpy())
-        values = first.to_numpy()[np.maximum(at, 0)] if len(first) else None
-        arrived = pd.Series(pd.NaT, index=out.index, dtype=stored[RECORDED_AT].dtype)
-        if values is not None:
-            arrived[at >= 0] = values[at >= 0]
-        out[column] = arrived
+        out[column] = first.reindex(out[keys[0]].to_numpy()).array  # NaT: never carried
     return out
 
 

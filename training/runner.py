@@ -33,8 +33,8 @@ def _inputs(
         write_feature_store(data_dir, progress=True)
     matrix = pd.read_parquet(features_dir / TRAINING_FILE)
     if ArrivalLog.present(data_dir):  # a store: its log holds the tables
-        tables = ArrivalLog(data_dir).tables()
-        loans, farmers = tables["loans"], tables["farmers"]
+        log = ArrivalLog(data_dir)
+        loans, farmers = log.table("loans"), log.table("farmers")
     else:
         loans = pd.read_parquet(data_dir / "loans.parquet")
         farmers = pd.read_parquet(data_dir / "farmers.parquet")

@@ -145,9 +145,8 @@ def _write_tables(
             frame = contract_versions(frame, rng)
         elif (arrived := recorded_at(name, frame, rng)) is not None:
             frame = frame.assign(recorded_at=arrived)
-        known = known_at(name, frame, extracted)
-        write_table(known, get_table(name), out / f"{name}.parquet")
-        spec = get_table(name)
+        known, spec = known_at(name, frame, extracted), get_table(name)
+        write_table(known, spec, out / f"{name}.parquet")
         written[name] = latest_versions(name, spec.key, known)  # each fact as it stands
     write_fields_geojson(out / FIELDS_FILE, pop.fields, world.corners)
     truth = out / TRUTH_DIR

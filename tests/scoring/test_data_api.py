@@ -212,3 +212,25 @@ def test_a_bad_fields_batch_gets_every_problem_by_row_and_writes_nothing(
                         headers=bearer(state, "data"))  # fmt: skip
     assert again.status_code == 422
     assert {(p["row"], p["column"]) for p in again.json()["problems"]} == {(4, "crop")}
+
+
+def test_a_scene_row_whose_path_climbs_out_of_the_store_is_refused_unread(
+    feed, state, served, tmp_path
+):
+    client, store = feed
+    key = bearer(state, "data")
+    rows, raster = _scene_rows(served, store, ["x.tif"])
+    outside = store.parent / "outside.tif"  # a valid raster beside the store, not in it
+    outside.write_bytes(raster)
+    rows[0]["path"] = "../../../outside.tif"
+    client.put("/v1/data/files/x.tif", content=raster, headers=key)  # the key's uploads exist
+    before = ArrivalLog(store).version("scenes")
+
+    refused = client.post("/v1/data/scenes", json={"batch_id": "climb", "rows": rows},
+                          headers=key)  # fmt: skip
+
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()["problems"][0]
+    assert (problem["row"], problem["column"]) == (1, "path") and "'..'" in problem["message"]
+    assert ArrivalLog(store).version("scenes") == before
+    assert not list(store.rglob("outside.tif"))
