@@ -6,7 +6,9 @@ alternation, `--repeats` fresh processes each, the median of each:
 - building every farmer's snapshot rows itself (one worker, or a worker starting with
   `serve`'s host follower);
 - beside a host follower that has published the snapshot (a worker started again after
-  one died): the tables read at the snapshot's versions and instant, its rows taken.
+  one died): the tables read at the snapshot's versions and instant, its rows taken;
+- beside a host follower that has also prepared its data (what `serve`'s follower does:
+  scoring/decide/prepared.py): those taken, only what was committed since read.
 
 Issue 18 asks for 5 s at 100,000 farmers.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from scoring.config import Settings
+from scoring.decide.prepared import write_prepared
 from scoring.decide.shared_snapshot import publish
 from scoring.decide.state import load_source
 
@@ -42,7 +46,11 @@ print(json.dumps({"seconds": time.perf_counter() - started,
                   "farmers": len(source.inputs.farmers), "orders": len(source.inputs.orders),
                   "series": len(source.inputs.series)}))
 """
-WAYS = {"own": "building its rows", "published": "beside a host follower"}
+WAYS = {
+    "own": "building its rows",
+    "published": "beside a host follower's snapshot",
+    "prepared": "beside its snapshot and prepared data",
+}
 
 
 def main() -> None:
@@ -50,20 +58,36 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a store with features built")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    live = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    published = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    prepared = Path(tempfile.mkdtemp(prefix="bench-start-"))
     source, versions = load_source(Settings(data_dir=args.data, clock="now"))
-    publish(live, source, versions)  # what the host's follower has published
+    for live in (published, prepared):  # what the host's follower has published
+        publish(live, source, versions)
+    write_prepared(prepared, args.data, source, versions)
     del source
+    lives = {"own": "", "published": str(published), "prepared": str(prepared)}
+    try:
+        runs = _run(args, lives)
+    finally:
+        for live in (published, prepared):
+            shutil.rmtree(live, ignore_errors=True)  # the prepared data: as large as the data
+    report(args, runs)
+
+
+def _run(args: argparse.Namespace, lives: dict[str, str]) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {way: [] for way in WAYS}
     for i in range(args.repeats):
         for way in list(WAYS) if i % 2 == 0 else list(WAYS)[::-1]:
-            arg = str(live) if way == "published" else ""
-            done = subprocess.run([sys.executable, "-c", ONE_LOAD, str(args.data), arg],
+            done = subprocess.run([sys.executable, "-c", ONE_LOAD, str(args.data), lives[way]],
                                   capture_output=True, text=True, check=True)  # fmt: skip
             run = json.loads(done.stdout.strip().splitlines()[-1])
             runs[way].append(run)
             print(f"  run {i + 1}, {WAYS[way]}: {run['seconds']:.2f} s, at most "
                   f"{run['max_rss_mb']:,.0f} MB", flush=True)  # fmt: skip
+    return runs
+
+
+def report(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
     first = runs["own"][0]
     print(
         f"{first['farmers']:,} farmers, {first['orders']:,} orders, {first['series']:,} "

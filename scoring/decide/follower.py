@@ -41,6 +41,7 @@ import pandas as pd
 from features.arrival_log import ArrivalLog, Versions
 from scoring.config import Settings
 from scoring.decide.data import FeatureSource
+from scoring.decide.prepared import PREPARE_EVERY_S, write_prepared
 from scoring.decide.shared_snapshot import (
     Stamp,
     moved_back,
@@ -205,6 +206,38 @@ def _age_seconds(source: FeatureSource, instant: pd.Timestamp) -> float:
     return float((instant - oldest).total_seconds())
 
 
+class _Preparer:
+    """Prepares the data for a worker started again (scoring/decide/prepared.py) on a
+    thread of its own, one state at a time, so the follower goes on publishing meanwhile
+    (11.5 s at 100,000 farmers). The data a follower holds are never changed in place:
+    each commit makes new frames, so a state being written stays as it was."""
+
+    def __init__(self, directory: Path, settings: Settings) -> None:
+        self.directory, self.settings = directory, settings
+        self.started = float("-inf")
+        self._thread: threading.Thread | None = None
+
+    def due(self) -> bool:
+        idle = self._thread is None or not self._thread.is_alive()
+        return idle and time.monotonic() - self.started >= PREPARE_EVERY_S
+
+    def start(self, source: FeatureSource, seen: Versions) -> None:
+        self.started = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._write, args=(source, seen), daemon=True, name="prepare"
+        )
+        self._thread.start()
+
+    def _write(self, source: FeatureSource, seen: Versions) -> None:
+        started = time.perf_counter()
+        try:
+            write_prepared(self.directory, self.settings.data_dir, source, seen)
+        except Exception:  # a full disk: a worker started again reads the store instead
+            log.warning("could not prepare the data for the workers", exc_info=True)
+        else:
+            log.info("prepared the data for the workers in %.2f s", time.perf_counter() - started)
+
+
 def follow_and_publish(settings: Settings) -> None:
     """The host's follower (its own process, beside `serve`'s workers): load the store,
     publish every farmer's snapshot in `settings.live_dir`, and publish it again at each
@@ -224,6 +257,9 @@ def follow_and_publish(settings: Settings) -> None:
         raise SystemExit(STARTUP_FAILURE) from None
     publish(directory, source, seen)
     present = ArrivalLog.present(settings.data_dir)
+    preparer = _Preparer(directory, settings) if present else None
+    if preparer is not None:
+        preparer.start(source, seen)
     if settings.follow_log_seconds <= 0 or not (present or settings.clock == "now"):
         stop.wait()
         return
@@ -242,3 +278,5 @@ def follow_and_publish(settings: Settings) -> None:
         if got is not None:
             source, seen = got
             publish(directory, source, seen)
+            if preparer is not None and preparer.due():
+                preparer.start(source, seen)

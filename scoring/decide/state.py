@@ -12,7 +12,8 @@ from scoring.config import Settings
 from scoring.decide.data import FeatureSource
 from scoring.decide.model_store import ModelStore
 from scoring.decide.policy import Policy, load_policy
-from scoring.decide.shared_snapshot import read_published
+from scoring.decide.prepared import read_prepared
+from scoring.decide.shared_snapshot import moved_back, read_published
 from scoring.ledger.repo import Ledger
 from scoring.metrics import ServiceMetrics
 
@@ -84,17 +85,26 @@ def load_source(settings: Settings) -> tuple[FeatureSource, Versions]:
     """The data a worker starts from, and the log versions they hold: a store appended to
     since its features were built is served as it is now; under the wall clock, as of
     the instant it was read. Beside a host's follower (`settings.live_dir`) that has
-    published a snapshot, the data it was built from, with it (no row built here); a
-    worker starting with the follower builds its own (waiting for the follower's first
-    would add its whole load to the start: 20.7-22.8 s against 13.2-14.3 s to ready on
-    the demo world, bench_live)."""
+    published a snapshot, the data it was built from, with it (no row built here),
+    brought there from the data the follower prepared, when it has (only the rows
+    committed since are read: scoring/decide/prepared.py); a worker starting with the
+    follower builds its own (waiting for the follower's first would add its whole load
+    to the start: 20.7-22.8 s against 13.2-14.3 s to ready on the demo world,
+    bench_live)."""
     store = ArrivalLog.present(settings.data_dir)
-    published = read_published(settings.live_dir) if settings.live_dir is not None else None
+    live = settings.live_dir
+    # prepared first: a state is prepared after it is published, so the snapshot read
+    # next is of it or of a later one
+    prepared = read_prepared(live, settings.data_dir) if live is not None and store else None
+    published = read_published(live) if live is not None else None
     if published is not None:  # a worker started again beside a running host follower
+        if prepared is not None and moved_back(published.versions, prepared.versions):
+            prepared = None  # the follower was started again meanwhile: read the store
         source = FeatureSource.load(
             settings.data_dir,
             live=store,
             as_of=published.recorded_before,
+            reuse=prepared.source if prepared is not None else None,
             versions=published.versions if store else None,
             snapshot=published.snapshot,
         )

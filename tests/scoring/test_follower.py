@@ -20,6 +20,7 @@ from features.satellite.seasons import field_season_metrics
 from features.tables import TABLES
 from scoring.decide.data import FeatureSource
 from scoring.decide.follower import CommitWatch, LogFollower, caught_up
+from scoring.decide.prepared import PREPARED_FILE, read_prepared, write_prepared
 from scoring.decide.shared_snapshot import publish
 from scoring.decide.state import load_source
 from tests.factories import applications, bearer, copy_store
@@ -343,6 +344,69 @@ def test_beside_a_host_follower_a_worker_takes_its_rows_and_has_the_data_it_buil
     # a snapshot of an older state of the log than the worker's is not taken
     publish(live_dir, first, first_seen)
     assert worker.catch_up() is False and state.source is after
+
+
+def test_a_worker_started_again_from_the_prepared_data_equals_one_that_read_the_store(
+    live, tmp_path, monkeypatch
+):
+    state, store = live
+    settings = state.settings.model_copy(update={"clock": "now"})
+    live_dir = tmp_path / "live"
+    host, host_seen = load_source(settings)
+    publish(live_dir, host, host_seen)
+    write_prepared(live_dir, store, host, host_seen)
+    (mapped,) = live_dir.glob("prepared-*.buffers")  # the arrays' data, mapped by a worker
+    assert mapped.stat().st_size > 2 * (live_dir / PREPARED_FILE).stat().st_size
+    # commits after the data were prepared: orders, and a repayment of an open loan
+    orders = validated_tables(store)["orders"].drop(columns=["recorded_at"])
+    farmer = orders["farmer_id"].value_counts().index[-1]
+    placed = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=1)
+    new = orders[orders["farmer_id"] == farmer].head(2)
+    log = ArrivalLog(store)
+    log.append("orders", new.assign(order_id=["PREP-1", "PREP-2"], placed_at=placed),
+               batch_id="prep-orders", source="test")  # fmt: skip
+    loans = host.inputs.loans
+    loan = loans.loc[~loans["loan_id"].isin(host.settlements.dropna().index)].iloc[0]
+    paid = {"repayment_id": ["PREP-R1"], "loan_id": [loan["loan_id"]], "paid_at": [placed],
+            "amount_minor": [int(loan["amount_minor"])]}  # fmt: skip
+    log.append("repayments", pd.DataFrame(paid), batch_id="prep-pay", source="test")
+    got = caught_up(settings, log, host, host_seen, 3600)
+    assert got is not None
+    host, host_seen = got
+    publish(live_dir, host, host_seen)
+
+    def whole_read(*_args, **_kwargs):
+        raise AssertionError("a worker with prepared data read the whole store")
+
+    beside = settings.model_copy(update={"live_dir": live_dir})
+    with monkeypatch.context() as m:
+        m.setattr(ArrivalLog, "read_at", whole_read)
+        worker, seen = load_source(beside)
+    assert seen == host_seen
+    read = FeatureSource.load(store, live=True, as_of=host.log_tables.recorded_before,
+                              versions=host_seen)  # fmt: skip
+    for name, frame in read.log_tables.tables.items():
+        mine = worker.log_tables.tables[name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, frame.reset_index(drop=True), check_exact=True,
+                                      obj=name)  # fmt: skip
+    for name in ("farmers", "fields", "orders", "contracts", "loans", "repayments", "series"):
+        pd.testing.assert_frame_equal(getattr(worker.inputs, name).reset_index(drop=True),
+                                      getattr(read.inputs, name).reset_index(drop=True),
+                                      check_exact=True, obj=name)  # fmt: skip
+    pd.testing.assert_series_equal(worker.settlements.sort_index(), read.settlements.sort_index())
+    assert worker._loans == read._loans and worker._field_rows == read._field_rows
+    assert worker.data_seen == read.data_seen and worker.data_as_of == read.data_as_of
+    assert worker._orders.keys() == read._orders.keys()
+    for f, at in read._orders.items():  # each farmer's rows, wherever they sit
+        np.testing.assert_array_equal(
+            worker.inputs.orders.iloc[np.sort(worker._orders[f])]["order_id"].to_numpy(),
+            read.inputs.orders.iloc[np.sort(at)]["order_id"].to_numpy(), err_msg=f)  # fmt: skip
+    _same_snapshot(worker, host)
+
+    # data prepared from another store, or a file that is not such data, are not taken
+    assert read_prepared(live_dir, tmp_path) is None
+    (live_dir / PREPARED_FILE).write_bytes(b"not a pickle")
+    assert read_prepared(live_dir, store) is None
 
 
 def _same_snapshot(source: FeatureSource, host: FeatureSource) -> None:
