@@ -34,15 +34,16 @@ from scoring.decide.prepared import write_prepared
 from scoring.decide.shared_snapshot import publish
 from scoring.decide.state import load_source
 
-ONE_LOAD = """
-import json, resource, sys, time
+ONE_LOAD = r"""
+import json, re, sys, time
 from scoring.config import Settings
 from scoring.decide.state import load_source
 live = sys.argv[2] or None
 started = time.perf_counter()
 source, _ = load_source(Settings(data_dir=sys.argv[1], clock="now", live_dir=live))
-print(json.dumps({"seconds": time.perf_counter() - started,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# this process's peak (ru_maxrss would start from the parent's at the fork)
+peak = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1]) / 1024
+print(json.dumps({"seconds": time.perf_counter() - started, "max_rss_mb": peak,
                   "farmers": len(source.inputs.farmers), "orders": len(source.inputs.orders),
                   "series": len(source.inputs.series)}))
 """
