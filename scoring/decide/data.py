@@ -22,6 +22,7 @@ from features.assembly import (
     satellite_features,
     snapshot_applications,
 )
+from features.chunked import take_rows
 from features.feature_store import (
     FIELD_AREAS_FILE,
     FIELD_SEASONS_FILE,
@@ -727,9 +728,9 @@ class FeatureSource:
             i,
             farmers=farmers,
             fields=fields,
-            orders=i.orders.iloc[np.sort(order_pos)],
+            orders=take_rows(i.orders, np.sort(order_pos)),
             contracts=c[c["farmer_id"].isin(farmer_ids) | c["coop_id"].isin(coops)],
             loans=loans,
             repayments=i.repayments[i.repayments["loan_id"].isin(loans["loan_id"])],
-            series=i.series.iloc[np.sort(series_pos)],
+            series=take_rows(i.series, np.sort(series_pos)),
         )
