@@ -228,13 +228,14 @@ def write_feature_store(
     steps.set_postfix_str("training matrix")
     scenes = tables["scenes"]
     arrived = scenes.set_index("scene_id")["recorded_at"] if "recorded_at" in scenes else None
-    versions = None
-    if ArrivalLog.present(data_dir):  # every contract version: its progress reports
+    versions = buyer_versions = None
+    if ArrivalLog.present(data_dir):  # every contract version (its progress reports), buyer's
         log = ArrivalLog(data_dir)
         versions = log.table("contracts", recorded_before=recorded_before, history=True)
+        buyer_versions = log.table("buyers", recorded_before=recorded_before, history=True)
     training = training_matrix(
         inputs, reference=reference, as_of=when, build=build, scene_recorded=arrived,
-        contract_versions=versions,
+        contract_versions=versions, buyer_versions=buyer_versions,
     )  # fmt: skip
     steps.update()
     steps.set_postfix_str("snapshot")

@@ -34,9 +34,11 @@ from features.assembly import (
     loan_applications,
     restrict_to_farmers,
 )
+from features.contracts import GRADES
 from features.history import DEFAULT_DPD, loan_settlements
 from features.satellite.seasons import GrowingSeason, field_season_metrics
-from features.versions import PROGRESS_RECORDED, contracts_as_of
+from features.store import RECORDED_AT
+from features.versions import PROGRESS_RECORDED, contracts_as_of, latest_versions
 
 _EARLIEST = np.iinfo(np.int64).min  # a row with no event time: dated before any T
 _LATEST = np.iinfo(np.int64).max
@@ -203,10 +205,13 @@ def _group_inputs(
 
 
 def recorded_before(
-    inputs: Inputs, t: int, contract_versions: pd.DataFrame | None = None
+    inputs: Inputs,
+    t: int,
+    contract_versions: pd.DataFrame | None = None,
+    buyer_versions: pd.DataFrame | None = None,
 ) -> Inputs:
-    """Every input as read as of `t` (ns): the rows recorded before it (of contracts, each
-    one's version then, when every version is given)."""
+    """Every input as read as of `t` (ns): the rows recorded before it (of contracts and
+    buyers, each one's version then, when every version is given)."""
 
     def cut(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[recorded_ns(frame) < t]
@@ -214,6 +219,10 @@ def recorded_before(
     contracts = inputs.contracts
     if contract_versions is not None:
         contracts = contracts_as_of(contract_versions, t)
+    buyers = cut(inputs.buyers)
+    if buyer_versions is not None:
+        then = buyer_versions[recorded_ns(buyer_versions) < t]
+        buyers = latest_versions("buyers", ("buyer_id",), then)
     return replace(
         inputs,
         contracts=contracts,
@@ -222,7 +231,7 @@ def recorded_before(
         orders=cut(inputs.orders),
         loans=cut(inputs.loans),
         repayments=cut(inputs.repayments),
-        buyers=cut(inputs.buyers),
+        buyers=buyers,
         market_prices=cut(inputs.market_prices),
         series=cut(inputs.series),
     )
@@ -236,6 +245,7 @@ def rebuilt_by_arrival(
     reference: Reference,
     season: GrowingSeason | None = None,
     contract_versions: pd.DataFrame | None = None,
+    buyer_versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`matrix` (`build_features` of `applications`, rows in their order, from `inputs` cut
     by event time) with the rows of the applications that had a row in flight at their
@@ -272,7 +282,7 @@ def rebuilt_by_arrival(
         rebuilt.append((at, build_features(part, apps, reference=part_reference, season=season)))
     for instant in np.unique(t[whole]):
         at = np.flatnonzero(whole & (t == instant))
-        then = recorded_before(inputs, int(instant), contract_versions)
+        then = recorded_before(inputs, int(instant), contract_versions, buyer_versions)
         rows = build_features(
             then,
             applications.iloc[at].reset_index(drop=True),
@@ -288,6 +298,45 @@ def rebuilt_by_arrival(
     return pd.concat([kept, rows.set_axis(matrix.index[again])]).loc[matrix.index]
 
 
+def buyer_grades_by_arrival(
+    matrix: pd.DataFrame,
+    inputs: Inputs,
+    applications: pd.DataFrame,
+    buyer_versions: pd.DataFrame,
+) -> pd.DataFrame:
+    """`matrix` with each application's buyer grade as the buyer's version recorded before
+    its as_of had it (a buyer re-graded after the application was trained with the new
+    grade): the grade is the only feature a buyer's row gives (features/contracts.py), and a
+    buyer's first version arrives before any contract names it, so only a row with a grade
+    can move, and only where its buyer's latest version arrived at or after its as_of."""
+    if "contract_buyer_grade" not in matrix or RECORDED_AT not in buyer_versions:
+        return matrix
+    buyer_of = inputs.contracts.set_index("contract_id")["buyer_id"]
+    buyer = applications["contract_id"].map(buyer_of).to_numpy(dtype=object)
+    t = to_ns(applications["as_of"])
+    at = pd.Index(inputs.buyers["buyer_id"].astype(str)).get_indexer(buyer.astype(str))
+    latest = recorded_ns(inputs.buyers)[np.maximum(at, 0)]  # each one's latest version
+    late = (at >= 0) & (latest >= t) & matrix["contract_buyer_grade"].notna().to_numpy()
+    if not late.any():
+        return matrix
+    versions = buyer_versions.assign(
+        _at=recorded_ns(buyer_versions), buyer_id=buyer_versions["buyer_id"].astype(str)
+    )
+    versions = versions.sort_values("_at", kind="stable")
+    asked = pd.DataFrame(
+        {"buyer_id": buyer[late].astype(str), "_at": t[late] - 1, "_row": np.flatnonzero(late)}
+    )
+    then = pd.merge_asof(  # the latest version recorded strictly before each as_of
+        asked.sort_values("_at", kind="stable"), versions[["buyer_id", "_at", "grade"]],
+        on="_at", by="buyer_id", direction="backward",
+    )  # fmt: skip
+    code = then["grade"].map({g: i for i, g in enumerate(GRADES)}).to_numpy(dtype=float)
+    out = matrix.copy()
+    column = out.columns.get_loc("contract_buyer_grade")
+    out.iloc[then["_row"].to_numpy(), column] = code
+    return out
+
+
 def training_matrix(
     inputs: Inputs,
     *,
@@ -296,13 +345,15 @@ def training_matrix(
     build: Callable[..., pd.DataFrame] = build_features,
     scene_recorded: pd.Series | None = None,
     contract_versions: pd.DataFrame | None = None,
+    buyer_versions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features of every loan applied for before `as_of`, with its outcome where known.
 
     `build` computes the features (`build_features`, or its cluster version). Each loan's
     row is built from what had arrived by its application (`rebuilt_by_arrival`; the
     scenes' recorded times by scene_id in `scene_recorded`; every contract version, of a
-    store, in `contract_versions`).
+    store, in `contract_versions`; every buyer version in `buyer_versions`: each loan's
+    buyer grade as it stood at its application).
 
     A loan's outcome is known at `as_of` once it is 90 days past due (`outcome_at`); it
     defaulted when its repayments had not reached the principal by then. Both are rebuilt from
@@ -314,8 +365,11 @@ def training_matrix(
     inputs = replace(inputs, series=with_arrivals(inputs.series, scene_recorded))
     matrix = build(inputs, applications, reference=reference)
     matrix = rebuilt_by_arrival(
-        matrix, inputs, applications, reference=reference, contract_versions=contract_versions
-    )
+        matrix, inputs, applications, reference=reference, contract_versions=contract_versions,
+        buyer_versions=buyer_versions,
+    )  # fmt: skip
+    if buyer_versions is not None:
+        matrix = buyer_grades_by_arrival(matrix, inputs, applications, buyer_versions)
     matured = to_ns(loans["due_at"]) + DEFAULT_DPD * DAY_NS
     known = matured < t
     settled = loan_settlements(loans, inputs.repayments)["settled_at"]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from features.asof import to_ns
 from features.assembly import Inputs, build_features, build_reference, loan_applications
+from features.contracts import GRADES
 from features.feature_store import (
     SERIES_FILE,
     TRAINING_FILE,
@@ -225,3 +226,36 @@ def test_a_loans_contract_is_trained_on_the_delivery_it_had_reported_then(arrive
     receivable = "contract_receivable_minor"
     without = unversioned.set_index("application_id").loc[picked["loan_id"], receivable]
     assert (matrix.loc[picked["loan_id"], receivable] < without).all()  # 60 % delivered then
+
+
+def test_a_loan_is_trained_on_its_buyers_grade_as_it_stood_at_its_application(arrived):
+    # a buyer re-graded while its contracts' loans were being applied for: those applied for
+    # before the new grade arrived are trained on the grade it had, as a read then gives it
+    loans = arrived.loans.merge(arrived.contracts[["contract_id", "buyer_id"]], on="contract_id")
+    buyer = loans["buyer_id"].value_counts().index[0]
+    mine = loans[loans["buyer_id"] == buyer]
+    arrives = mine["applied_at"].sort_values().iloc[len(mine) // 2]
+    was = arrived.buyers[arrived.buyers["buyer_id"] == buyer]
+    grade = "D" if was["grade"].iloc[0] != "D" else "A"
+    versions = pd.concat([arrived.buyers, was.assign(grade=grade, recorded_at=arrives)],
+                         ignore_index=True)  # fmt: skip
+    inputs = replace(arrived, buyers=latest_versions("buyers", ("buyer_id",), versions))
+    build_at = max(f["recorded_at"].max() for f in vars(inputs).values()) + pd.Timedelta("1s")
+    matrix = training_matrix(inputs, reference=build_reference(inputs), as_of=build_at,
+                             buyer_versions=versions).set_index("application_id")  # fmt: skip
+
+    code = {g: float(i) for i, g in enumerate(GRADES)}
+    before, after = mine[mine["applied_at"] <= arrives], mine[mine["applied_at"] > arrives]
+    assert len(before) and len(after)
+    grades = matrix["contract_buyer_grade"]
+    assert (grades.loc[before["loan_id"]] == code[was["grade"].iloc[0]]).all()
+    assert (grades.loc[after["loan_id"]] == code[grade]).all()
+    # one loan of before, whole: what a read at its application holds
+    loan = arrived.loans.set_index("loan_id").loc[before["loan_id"].iloc[-1]]
+    t = loan["applied_at"]
+    then = replace(_cut(inputs, t), buyers=latest_versions(
+        "buyers", ("buyer_id",), versions[versions["recorded_at"] < t]))  # fmt: skip
+    one = pd.concat([pd.Series({"loan_id": loan.name}), loan])
+    apps = loan_applications(one.to_frame().T.astype(inputs.loans.dtypes.to_dict()))
+    expected = build_features(then, apps, reference=build_reference(then)).iloc[0]
+    assert _same(matrix.loc[loan.name], expected), loan.name
