@@ -13,7 +13,8 @@ whole store as of its T: its county's reference peaks move too. Contracts' closi
 payments are cut by arrival where they are read: each fact counts from the later of its
 date and the arrival of the version that first carried it (features/versions.py); a loan
 whose contract had reported a delivery so far that its latest version does not keep is
-built again with the contract as it stood at its T, from every version.
+built again with the contract as it stood at its T, from every version. A loan's buyer
+grade is that of the buyer's version recorded before its T.
 """
 
 from __future__ import annotations
