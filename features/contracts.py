@@ -32,6 +32,7 @@ from features.registry import output_columns
 from features.versions import CONTRACT_FACTS
 
 GRADES = ("A", "B", "C", "D")
+GRADE_CODE = {g: i for i, g in enumerate(GRADES)}  # the feature `contract_buyer_grade`
 MARKET_WINDOW_DAYS = 28
 _S = 10**9  # ns per second: payment records are summed in whole seconds
 _NAT = np.iinfo(np.int64).min
@@ -313,11 +314,7 @@ def build_contract_features(
     undelivered = np.maximum(c["quantity_kg"].to_numpy(dtype=float) - so_far, 0.0)
     unpaid = undelivered * c["price_per_kg_minor"].to_numpy(dtype=float)
     receivable = np.where(open_, unpaid * share, 0.0)
-    grade = (
-        c["buyer_id"]
-        .map(buyers.set_index("buyer_id")["grade"])
-        .map({g: i for i, g in enumerate(GRADES)})
-    )
+    grade = c["buyer_id"].map(buyers.set_index("buyer_id")["grade"]).map(GRADE_CODE)
     record = _buyer_record(buyer_payments, c["buyer_id"], as_of)
     market = _market_price(market_prices, c["crop"], as_of)
     delivery = _party_delivery(contracts, apps)

@@ -35,7 +35,7 @@ from features.assembly import (
     loan_applications,
     restrict_to_farmers,
 )
-from features.contracts import GRADES
+from features.contracts import GRADE_CODE
 from features.history import DEFAULT_DPD, loan_settlements
 from features.satellite.seasons import GrowingSeason, field_season_metrics
 from features.store import RECORDED_AT
@@ -331,7 +331,7 @@ def buyer_grades_by_arrival(
         asked.sort_values("_at", kind="stable"), versions[["buyer_id", "_at", "grade"]],
         on="_at", by="buyer_id", direction="backward",
     )  # fmt: skip
-    code = then["grade"].map({g: i for i, g in enumerate(GRADES)}).to_numpy(dtype=float)
+    code = then["grade"].map(GRADE_CODE).to_numpy(dtype=float)
     out = matrix.copy()
     column = out.columns.get_loc("contract_buyer_grade")
     out.iloc[then["_row"].to_numpy(), column] = code

@@ -209,7 +209,8 @@ def _age_seconds(source: FeatureSource, instant: pd.Timestamp) -> float:
 class _Preparer:
     """Prepares the data for a worker started again (scoring/decide/prepared.py) on a
     thread of its own, one state at a time, so the follower goes on publishing meanwhile
-    (11.5 s at 100,000 farmers). The data a follower holds are never changed in place:
+    (11.5 s at 100,000 farmers; pickling holds the GIL, so its commits are built more
+    slowly then). The data a follower holds are never changed in place:
     each commit makes new frames, so a state being written stays as it was."""
 
     def __init__(self, directory: Path, settings: Settings) -> None:

@@ -48,7 +48,6 @@ class Prepared:
 
     source: FeatureSource
     versions: Versions
-    data_dir: str  # the store's, resolved: a directory named again for another store
 
 
 class _PackedArrays:
@@ -133,9 +132,8 @@ def write_prepared(
     name = f"{BUFFERS_PREFIX}{token}.buffers"
     buffers: list[pickle.PickleBuffer] = []
     state = (_packed(source), versions, str(data_dir.resolve()))
-    written = io.BytesIO()
-    _Pickler(written, buffers.append).dump(state)
-    body = written.getvalue()
+    body = io.BytesIO()
+    _Pickler(body, buffers.append).dump(state)
     handle, aside = tempfile.mkstemp(dir=directory, prefix=".prepared-", suffix=".pkl")
     try:
         spans = []
@@ -148,8 +146,9 @@ def write_prepared(
                 out.write(raw)
                 spans.append((at, raw.nbytes))
                 at += raw.nbytes
-        with os.fdopen(handle, "wb") as out:
-            pickle.dump({"buffers": name, "spans": spans, "body": body}, out, protocol=5)
+        with os.fdopen(handle, "wb") as out:  # a header naming the buffers, then the body
+            pickle.dump({"buffers": name, "spans": spans}, out, protocol=5)
+            out.write(body.getbuffer())
         os.replace(aside, directory / PREPARED_FILE)
     except BaseException:
         Path(aside).unlink(missing_ok=True)
@@ -170,13 +169,14 @@ def read_prepared(directory: Path, data_dir: Path) -> Prepared | None:
     try:
         with open(directory / PREPARED_FILE, "rb") as f:
             saved = pickle.load(f)
+            body = f.read()
         with open(directory / saved["buffers"], "rb") as f:
             size = os.fstat(f.fileno()).st_size
             mapped = (
                 memoryview(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)) if size else b""
             )
         buffers = [mapped[at : at + n] for at, n in saved["spans"]]
-        source, versions, of = pickle.loads(saved["body"], buffers=buffers)
+        source, versions, of = pickle.loads(body, buffers=buffers)
     except FileNotFoundError:
         return None
     except Exception:  # a state of another build of the code: reading the store is exact
@@ -185,4 +185,4 @@ def read_prepared(directory: Path, data_dir: Path) -> Prepared | None:
         return None
     if of != str(data_dir.resolve()):
         return None
-    return Prepared(_unpacked(source), tuple(versions), of)
+    return Prepared(_unpacked(source), tuple(versions))
